@@ -1,0 +1,209 @@
+"""Shared fixtures: emulators (in-process and served over loopback), the CLI, LNbits.
+
+Every server a fixture starts listens on 127.0.0.1 only and is stopped at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from voltage_iac.cli import cli
+from voltage_iac.emulator.seed import (
+    DEMO_ORGANIZATION_ID,
+    DEMO_PRODUCTION_ENVIRONMENT_ID,
+    DEMO_PRODUCTION_LINE_ID,
+    DEMO_SEED,
+    DEMO_STAGING_ENVIRONMENT_ID,
+    DEMO_STAGING_LINE_ID,
+)
+from voltage_iac.emulator.server import EmbeddedEmulator
+from voltage_iac.secret import Secret
+
+pytest_plugins = ["tests.lnbits_server"]
+
+REPO = Path(__file__).resolve().parents[1]
+CONTRACT = REPO.parent / "shared" / "reference" / "voltage-openapi.json"
+TEST_KEY = "vk-test-Zq8Yh3Ld0pKe7Rw1"  # a distinctive key, searched for in every output
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def config_doc(wallets: dict[str, Any], *, stack: str = "e2e", **extra: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "version": 1,
+        "stack": stack,
+        "provider": {"organization_id": DEMO_ORGANIZATION_ID},
+        "environments": {
+            "staging": {"id": DEMO_STAGING_ENVIRONMENT_ID, "network": "mutinynet"},
+            "production": {"id": DEMO_PRODUCTION_ENVIRONMENT_ID, "network": "mainnet"},
+        },
+        "lines_of_credit": {"main": DEMO_STAGING_LINE_ID, "prod": DEMO_PRODUCTION_LINE_ID},
+        "wallets": wallets,
+    }
+    doc.update(extra)
+    return doc
+
+
+def wallet(name: str, **fields: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": name,
+        "environment": "staging",
+        "line_of_credit": "main",
+        "limit": "1000 sat",
+    }
+    entry.update(fields)
+    return entry
+
+
+@dataclass
+class Backend:
+    """Where the CLI under test sends its requests, and how to run it."""
+
+    mode: str
+    args: list[str]
+    env: dict[str, str]
+    tmp: Path
+    api: httpx.Client | None = None  # direct access to the emulator's API (for checks)
+    admin_url: str = ""
+    runner: CliRunner = field(default_factory=CliRunner)
+
+    def write_config(self, doc: dict[str, Any], name: str = "wallets.yaml") -> Path:
+        path = self.tmp / name
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        return path
+
+    def run(self, *argv: str, env: dict[str, str] | None = None) -> Result:
+        command, rest = argv[0], list(argv[1:])
+        args = [command, *rest]
+        if command in ("plan", "apply", "drift", "import"):
+            args += self.args
+        merged = {**self.env, **(env or {})}
+        return self.runner.invoke(cli, args, env=merged, catch_exceptions=False)
+
+    def wallets(self, *, inactive: bool = True) -> list[dict[str, Any]]:
+        """Every wallet in the demo staging environment, straight from the API."""
+        assert self.api is not None
+        answer = self.api.get(
+            f"/organizations/{DEMO_ORGANIZATION_ID}/wallets",
+            params={
+                "environment_id": DEMO_STAGING_ENVIRONMENT_ID,
+                "inactive": "true" if inactive else "false",
+            },
+        )
+        answer.raise_for_status()
+        return list(answer.json())
+
+    def wait_for(self, predicate: Any, what: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def embedded_emulator(tmp_path: Path) -> Iterator[EmbeddedEmulator]:
+    with EmbeddedEmulator(
+        tmp_path / "emulator.db", seed=DEMO_SEED, api_key=Secret(TEST_KEY), visibility_delay=0.05
+    ) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def served_emulator(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`voltage-iac emulator serve` in a child process; yields (base_url, admin_url)."""
+    port = free_port()
+    env = {**os.environ, "VOLTAGE_API_KEY": TEST_KEY}
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "voltage_iac",
+            "emulator",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            str(tmp_path / "served.db"),
+            "--visibility-delay",
+            "0.05",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(origin + "/_emulator/state", timeout=1.0)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.close()
+                    raise RuntimeError(
+                        "emulator serve did not start: " + (tmp_path / "serve.log").read_text()
+                    ) from None
+                time.sleep(0.05)
+        yield origin + "/v1", origin + "/_emulator"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+
+
+@pytest.fixture(params=["embedded", "served"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """The CLI against the emulator: embedded in the CLI's own process (the quick start's
+    `api_url: emulator`), or served by `voltage-iac emulator serve` over loopback."""
+    base_env = {"NO_COLOR": "1", "VOLTAGE_API_URL": "", "VOLTAGE_API_KEY": ""}
+    if request.param == "embedded":
+        db = tmp_path / "cli-emulator.db"
+        # A second emulator on the same database gives the test its own view of the API.
+        args = ["--api-url", "emulator", "--emulator-db", str(db)]
+        with EmbeddedEmulator(db, api_key=Secret(TEST_KEY), visibility_delay=0.05) as observer:
+            api = httpx.Client(base_url=observer.base_url, headers={"x-api-key": TEST_KEY})
+            try:
+                yield Backend("embedded", args, base_env, tmp_path, api, observer.admin_url)
+            finally:
+                api.close()
+    else:
+        base_url, admin_url = request.getfixturevalue("served_emulator")
+        env = {**base_env, "VOLTAGE_API_KEY": TEST_KEY}
+        api = httpx.Client(base_url=base_url, headers={"x-api-key": TEST_KEY})
+        try:
+            yield Backend("served", ["--api-url", base_url], env, tmp_path, api, admin_url)
+        finally:
+            api.close()
+
+
+@pytest.fixture
+def contract() -> dict[str, Any]:
+    if not CONTRACT.exists():
+        pytest.skip(f"the official contract is not beside the repository ({CONTRACT})")
+    import json
+
+    return dict(json.loads(CONTRACT.read_text(encoding="utf-8")))

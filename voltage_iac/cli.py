@@ -1,0 +1,517 @@
+"""The command line: `voltage-iac validate | plan | apply | emulator ...`.
+
+The top of the flow: imports everything, and nothing imports it. This is the only
+module that prints and the one place where errors become messages and exit codes:
+
+  0 success / no changes   1 error            2 changes present (plan --detailed-exitcode)
+  3 invalid configuration or usage             4 authentication or permission refused
+  5 blocked by a safety rule                   130 interrupted (Ctrl-C)
+
+A traceback is shown only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from voltage_iac import __version__
+from voltage_iac.apply import ApplyReport, OperationResult, apply_plan, make_plan
+from voltage_iac.config import load_config
+from voltage_iac.connect import ConnectOptions, open_provider
+from voltage_iac.diff import diff
+from voltage_iac.drift import detect_drift
+from voltage_iac.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    SafetyError,
+    StalePlanError,
+    UsageError,
+    VoltageIacError,
+)
+from voltage_iac.importer import import_wallets
+from voltage_iac.plan import Plan, WalletChange
+from voltage_iac.render.drift import (
+    render_drift_json,
+    render_drift_junit,
+    render_drift_markdown,
+    render_drift_text,
+)
+from voltage_iac.render.jsonfmt import render_json
+from voltage_iac.render.markdown import render_markdown
+from voltage_iac.render.text import render_text
+from voltage_iac.stale import check_plan_document, stale_differences
+
+_state: dict[str, Any] = {"debug": False}
+
+
+class VoltageGroup(click.Group):
+    """Maps every failure to the documented exit codes (click's usage errors included)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        _state["debug"] = False
+        try:
+            code = super().main(
+                args=args,
+                prog_name=prog_name or "voltage-iac",
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        except click.UsageError as exc:
+            exc.show()
+            code = EXIT_INVALID
+        except click.ClickException as exc:
+            exc.show()
+            code = EXIT_INVALID
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("Interrupted.", err=True)
+            code = EXIT_INTERRUPTED
+        except VoltageIacError as exc:
+            _report_error(exc)
+            code = exc.exit_code
+        except Exception as exc:  # a bug: say so plainly, traceback only with --debug
+            if _state["debug"]:
+                traceback.print_exc()
+            click.echo(f"Error: unexpected {type(exc).__name__}: {exc}", err=True)
+            click.echo("  (run again with --debug for the traceback)", err=True)
+            code = EXIT_ERROR
+        if not isinstance(code, int):
+            code = EXIT_OK
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _report_error(exc: VoltageIacError) -> None:
+    if _state["debug"]:
+        traceback.print_exc()
+    click.echo(f"Error: {exc}", err=True)
+
+
+def _use_color(no_color: bool) -> bool:
+    if no_color or os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty()
+
+
+@click.group(cls=VoltageGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="voltage-iac")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("-v", "--verbose", count=True, help="Log progress to stderr (-vv for requests).")
+@click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR works too).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int, no_color: bool) -> None:
+    """Voltage wallets as code: validate, plan, apply, and check for drift."""
+    _state["debug"] = debug
+    ctx.obj = {"color": _use_color(no_color)}
+    if verbose:
+        logging.basicConfig(
+            level=logging.DEBUG if verbose > 1 else logging.INFO,
+            format="%(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+
+
+def _connect_options(
+    api_url: str | None, emulator_db: str | None, timeout: float
+) -> ConnectOptions:
+    return ConnectOptions(api_url=api_url, emulator_db=emulator_db, wait_timeout=timeout)
+
+
+_config_path = click.argument(
+    "path", type=click.Path(exists=True, dir_okay=True, readable=True, path_type=Path)
+)
+
+
+def _backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.1),
+        default=120.0,
+        show_default=True,
+        help="Seconds to wait for an accepted change to become visible.",
+    )(func)
+    func = click.option(
+        "--emulator-db",
+        type=click.Path(dir_okay=False, path_type=str),
+        help="State file of the embedded emulator (default .voltage-iac/emulator.db).",
+    )(func)
+    func = click.option(
+        "--api-url",
+        help="API base URL, overriding the config and VOLTAGE_API_URL ('emulator' for "
+        "the embedded emulator).",
+    )(func)
+    func = click.option(
+        "--target",
+        "targets",
+        multiple=True,
+        metavar="KEY",
+        help="Limit the plan to this wallet key (repeatable).",
+    )(func)
+    return func
+
+
+def _check_targets(plan_targets: Sequence[str], desired_keys: Sequence[str], plan: Plan) -> None:
+    known = set(desired_keys) | {c.key for c in plan.changes}
+    unknown = sorted(set(plan_targets) - known)
+    if unknown:
+        raise UsageError(
+            f"--target names unknown wallet key(s): {', '.join(unknown)}",
+            hint="use a key from the wallets section of the configuration",
+        )
+
+
+@cli.command()
+@_config_path
+def validate(path: Path) -> int:
+    """Check the configuration (schema, references, limits) without contacting any API."""
+    desired = load_config(path)
+    envs = {w.environment for w in desired.wallets.values()}
+    click.echo(
+        f"Configuration valid: stack {desired.stack}, {len(desired.wallets)} wallet(s) in "
+        f"{len(envs)} environment(s), provider {desired.provider_kind}."
+    )
+    return EXIT_OK
+
+
+@cli.command()
+@_config_path
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Output format (markdown: for a pull-request comment).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the JSON plan to this file (owner-only permissions).",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when the plan has changes, 0 when it has none.",
+)
+@_backend_options
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    path: Path,
+    fmt: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+    api_url: str | None,
+    emulator_db: str | None,
+    timeout: float,
+) -> int:
+    """Show what apply would change, without changing anything."""
+    desired = load_config(path)
+    with open_provider(desired, _connect_options(api_url, emulator_db, timeout)) as provider:
+        the_plan = make_plan(desired, provider, targets=list(targets) or None)
+        backend = provider.describe()
+    _check_targets(targets, list(desired.wallets), the_plan)
+    if fmt == "json":
+        click.echo(render_json(the_plan), nl=False)
+    elif fmt == "markdown":
+        click.echo(render_markdown(the_plan), nl=False)
+    else:
+        click.echo(render_text(the_plan, color=ctx.obj["color"], backend=backend), nl=False)
+        click.echo(f"Plan checksum: {the_plan.checksum()}")
+    if out is not None:
+        _write_private(out, render_json(the_plan))
+        click.echo(f"Plan written to {out} (checksum {the_plan.checksum()}).", err=True)
+    if detailed_exitcode and the_plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only (plans name wallets and organizations)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+@cli.command()
+@_config_path
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@click.option("--allow-delete", is_flag=True, help="Allow deleting owned wallets.")
+@click.option("--allow-replace", is_flag=True, help="Allow replacing wallets (delete + create).")
+@click.option("--force", is_flag=True, help="Override the mass-change and limit-increase guards.")
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="How many operations run at once.",
+)
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Apply this reviewed plan file (from plan --out); refused if anything changed.",
+)
+@click.option(
+    "--checksum",
+    help="Apply only if the new plan has this checksum (as printed by plan).",
+)
+@_backend_options
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    path: Path,
+    auto_approve: bool,
+    allow_delete: bool,
+    allow_replace: bool,
+    force: bool,
+    parallelism: int,
+    plan_file: Path | None,
+    checksum: str | None,
+    targets: tuple[str, ...],
+    api_url: str | None,
+    emulator_db: str | None,
+    timeout: float,
+) -> int:
+    """Plan, check the safety rules, and apply the changes.
+
+    With --plan FILE, apply exactly the reviewed plan: the live wallets are read again
+    and the apply is refused (exit 5) if anything it was planned against changed.
+    """
+    color = ctx.obj["color"]
+    saved = _read_plan_file(plan_file) if plan_file is not None else None
+    if saved is not None and targets:
+        raise UsageError("--target cannot be combined with --plan (the plan has its targets)")
+    desired = load_config(path)
+    if saved is not None:
+        targets = tuple(saved["targets"])
+    with open_provider(desired, _connect_options(api_url, emulator_db, timeout)) as provider:
+        the_plan = make_plan(desired, provider, targets=list(targets) or None)
+        _check_targets(targets, list(desired.wallets), the_plan)
+        if saved is not None and saved["checksum"] != the_plan.checksum():
+            raise StalePlanError(
+                f"the reviewed plan {plan_file} is stale; nothing was changed",
+                [*stale_differences(saved, the_plan), "make a new plan and have it reviewed again"],
+            )
+        if checksum is not None and checksum != the_plan.checksum():
+            raise StalePlanError(
+                f"the new plan's checksum {the_plan.checksum()} is not {checksum}; "
+                "nothing was changed",
+                ["the configuration or the live wallets changed since that plan was made"],
+            )
+        click.echo(render_text(the_plan, color=color, backend=provider.describe()), nl=False)
+        if not the_plan.has_changes:
+            return EXIT_OK
+        violations = the_plan.check_safety(
+            allow_delete=allow_delete, allow_replace=allow_replace, force=force
+        )
+        if violations:
+            raise SafetyError(violations)
+        if not auto_approve:
+            _confirm()
+        report = apply_plan(
+            the_plan,
+            provider,
+            parallelism=parallelism,
+            on_start=lambda change: _echo_start(change),
+            on_result=lambda result: _echo_result(result, color),
+        )
+    return _finish(report, color)
+
+
+def _read_plan_file(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"cannot read plan file {path}: {exc}") from None
+    return check_plan_document(doc, str(path))
+
+
+def _confirm() -> None:
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "apply needs confirmation, and there is no terminal to ask on",
+            hint="review the plan, then pass --auto-approve (e.g. in CI)",
+        )
+    click.echo("")
+    answer = click.prompt(
+        "Apply these changes? Only 'yes' will be accepted", default="", show_default=False
+    )
+    if answer.strip() != "yes":
+        raise VoltageIacError("apply cancelled: nothing was changed")
+
+
+def _echo_start(change: WalletChange) -> None:
+    click.echo(f"{change.key}: {change.action.value} started", err=True)
+
+
+def _echo_result(result: OperationResult, color: bool) -> None:
+    if result.status == "done":
+        mark = click.style("done", fg="green") if color else "done"
+        click.echo(f"{result.key}: {result.action} {mark} ({result.seconds:.1f}s)", err=True)
+    elif result.status == "failed":
+        mark = click.style("FAILED", fg="red", bold=True) if color else "FAILED"
+        click.echo(f"{result.key}: {result.action} {mark}: {result.message}", err=True)
+
+
+def _finish(report: ApplyReport, color: bool) -> int:
+    done = [r for r in report.results if r.status == "done"]
+    lines = ["", "Results:"]
+    for result in sorted(report.results, key=lambda r: r.key):
+        detail = f" {result.wallet_id}" if result.wallet_id else ""
+        line = f"  {result.key:<24} {result.action:<8} {result.status}{detail}"
+        if result.status == "failed":
+            line += f"\n      {result.message}"
+        lines.append(line)
+    click.echo("\n".join(lines))
+    summary = (
+        f"Apply {'interrupted' if report.interrupted else 'complete'}: {len(done)} done, "
+        f"{len(report.failed)} failed, {len(report.not_started)} not started."
+    )
+    click.echo(click.style(summary, bold=True) if color else summary)
+    if report.interrupted:
+        click.echo("Re-run apply to finish: it never duplicates a wallet.", err=True)
+        return EXIT_INTERRUPTED
+    if report.failed or report.not_started:
+        click.echo("Re-run apply after fixing the cause: finished work is not redone.", err=True)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+@cli.command()
+@_config_path
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown", "junit"]),
+    default="text",
+    show_default=True,
+    help="Report format (junit: one test case per wallet, for CI systems).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file instead of standard output.",
+)
+@_backend_options
+def drift(
+    path: Path,
+    fmt: str,
+    output: Path | None,
+    targets: tuple[str, ...],
+    api_url: str | None,
+    emulator_db: str | None,
+    timeout: float,
+) -> int:
+    """Report drift between the configuration and the live wallets; changes nothing.
+
+    Exit 0 in sync, 2 drift found, 1 error.
+    """
+    if targets:
+        raise UsageError("drift always checks every wallet; --target is not supported")
+    desired = load_config(path)
+    with open_provider(desired, _connect_options(api_url, emulator_db, timeout)) as provider:
+        live = provider.read(desired)
+    report = detect_drift(desired, live, diff(desired, live))
+    renderers = {
+        "text": render_drift_text,
+        "json": render_drift_json,
+        "markdown": render_drift_markdown,
+        "junit": render_drift_junit,
+    }
+    text = renderers[fmt](report)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        click.echo(
+            f"Drift report written to {output}: "
+            + ("in sync." if report.in_sync else f"{len(report.items)} finding(s)."),
+            err=True,
+        )
+    else:
+        click.echo(text, nl=False)
+    return EXIT_OK if report.in_sync else EXIT_CHANGES
+
+
+@cli.command(name="import")
+@_config_path
+@click.option("--environment", required=True, help="Environment (name in the config) to import.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the YAML to this new file (for a directory config, put it inside).",
+)
+@_backend_options
+def import_command(
+    path: Path,
+    environment: str,
+    output: Path | None,
+    targets: tuple[str, ...],
+    api_url: str | None,
+    emulator_db: str | None,
+    timeout: float,
+) -> int:
+    """Write YAML adopting wallets that exist but are not in the configuration."""
+    if targets:
+        raise UsageError("import does not take --target")
+    desired = load_config(path)
+    if environment not in desired.environments:
+        raise UsageError(
+            f"unknown environment {environment!r}",
+            hint="use one of: " + ", ".join(sorted(desired.environments)),
+        )
+    with open_provider(desired, _connect_options(api_url, emulator_db, timeout)) as provider:
+        live = provider.read(desired)
+    text, notes = import_wallets(desired, live, environment)
+    for note in notes:
+        click.echo(f"Note: {note}", err=True)
+    if output is not None:
+        if output.exists():
+            raise UsageError(f"{output} already exists; choose a new file")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"Imported wallets written to {output}.", err=True)
+    else:
+        click.echo(text, nl=False)
+    return EXIT_OK
+
+
+def _attach_emulator() -> None:
+    from voltage_iac.emulator.command import emulator
+
+    cli.add_command(emulator)
+
+
+_attach_emulator()
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    cli.main(args=list(argv) if argv is not None else None, prog_name="voltage-iac")
+    raise SystemExit(EXIT_OK)  # pragma: no cover - cli.main always exits

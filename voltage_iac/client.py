@@ -1,0 +1,841 @@
+"""HTTP client of the Voltage Payments API: the one module that talks HTTP.
+
+Where it sits in the flow::
+
+    provider.read / apply (provider writes) --> VoltageClient --> Voltage API (or the emulator)
+
+The provider calls it to read live wallets, policies and lines of credit and to send the
+writes an apply decides on; the apply engine calls it from a thread pool, so one client
+is shared between threads. JSON goes in and out as plain dicts and lists: turning them
+into the model is the provider's job.
+
+What it guarantees to its callers:
+
+- Every failure is one of the typed errors of `voltage_iac.errors`, with the HTTP status,
+  the API's `error.type` and `error.code` and the `x-request-id`, and a message that names
+  the operation and the object.
+- Reads are retried on time-outs, dropped connections, 5xx and 429, with jittered
+  exponential backoff. A 429 waits as long as the API asks (capped).
+- Writes are never re-sent blindly: once a write may have reached the API, a time-out,
+  a dropped connection or a 5xx raises `WriteOutcomeUnknown` so that the caller reads
+  the live state before deciding. Only a 429 (not processed) and a failure to connect
+  (nothing sent) are retried.
+- The API key goes into the `x-api-key` header and nowhere else: not in reprs, log
+  lines or exception messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import logging
+import math
+import random as _random_module
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from voltage_iac import __version__
+from voltage_iac.errors import (
+    ApiError,
+    AuthError,
+    InvalidRequestError,
+    MalformedResponseError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    WriteOutcomeUnknown,
+)
+from voltage_iac.secret import Secret, redact
+
+__all__ = ["MAX_RESPONSE_BYTES", "VoltageClient"]
+
+logger = logging.getLogger("voltage_iac.client")
+
+#: Largest response body the client accepts; anything bigger is refused as malformed.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+#: Largest error body worth reading to find the error envelope.
+_MAX_ERROR_BODY_BYTES = 1024 * 1024
+_EXCERPT_CHARS = 200
+_MIN_KEY_CHARS_FOR_FULL_SCRUB = 8
+
+_WRITE_UNKNOWN_TAIL = (
+    "the change may or may not have been made; voltage-iac reads the live state before trying again"
+)
+
+_AUTH_HINTS = {
+    401: (
+        "check VOLTAGE_API_KEY: the key may be wrong, revoked, or belong to another "
+        "environment or organization"
+    ),
+    403: (
+        "check the API key's access: it needs READ access for plans and WRITE access for "
+        "apply, in this organization and environment"
+    ),
+}
+
+# Friendly phrases for the well-known `error.type` values. Unknown types are tolerated:
+# the message then uses the API's detail text or a phrase for the HTTP status.
+_TYPE_PHRASES = {
+    "wrong_credentials": "the API key was not accepted",
+    "invalid_token": "the token was not accepted",
+    "invalid_issuer": "the token's issuer was not accepted",
+    "missing_credentials": "no credentials were sent",
+    "access_rights": "the API key does not have the access this needs",
+    "not_allowed": "the API key is not allowed to do this",
+    "instance_not_found": "not found",
+    "wallet_policies_not_found": "no policies were found for the wallet",
+    "line_of_credit_not_found": "the line of credit was not found",
+    "line_of_credit_not_found_in_organization": (
+        "the line of credit was not found in the organization"
+    ),
+    "line_of_credit_not_ready": "the line of credit is not ready yet",
+    "line_of_credit_disabled": "the line of credit is disabled",
+    "line_of_credit_network_mismatch": (
+        "the wallet's network differs from the line of credit's network"
+    ),
+    "line_of_credit_cannot_allocate_wallet_limit": (
+        "the line of credit cannot allocate the wallet's limit"
+    ),
+    "missing_bank_details": "the line of credit is missing bank details",
+    "application_not_approved": "the organization's application is not approved yet",
+    "wallet_not_empty": "the wallet still holds funds",
+    "wallet_not_credit_backed": "the wallet is not backed by a line of credit",
+    "feature_flag_disabled": "the feature is not enabled for the organization",
+    "invalid_request": "the request is invalid",
+    "invalid_parameter": "a parameter is invalid",
+    "missing_parameter": "a required parameter is missing",
+    "invalid_syntax": "the request's syntax is invalid",
+    "no_updates_provided": "the update contains no change",
+    "wallet_policies_exist": "the wallet's policies already exist",
+    "payload_too_large": "the request body is too large",
+    "missing_content_type": "the request was not sent as JSON",
+    "invalid_data": "the request data is invalid",
+    "internal_error": "the API failed with an internal error",
+}
+
+_STATUS_PHRASES = {
+    400: "the API refused the request as invalid",
+    401: "the API key was not accepted",
+    403: "the API key is not allowed to do this",
+    404: "not found",
+    413: "the request body is too large",
+    415: "the request was not sent as JSON",
+    422: "the request data is invalid",
+    429: "the API is rate limiting requests",
+}
+
+# Transport failures where the request cannot have reached the API.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Transport failures that retrying cannot fix (the request is wrong on our side).
+_FATAL = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _Envelope:
+    """The parts of an error answer the client uses: `{"error": {type, detail, ...}}`."""
+
+    __slots__ = ("code", "context", "detail", "error_type")
+
+    def __init__(
+        self,
+        error_type: str | None,
+        code: str | None,
+        detail: str | None,
+        context: dict[str, Any] | None,
+    ) -> None:
+        self.error_type = error_type
+        self.code = code
+        self.detail = detail
+        self.context = context
+
+
+class _Answer:
+    """One HTTP answer: status, the headers the client uses, and the (capped) body."""
+
+    __slots__ = ("body", "headers", "status", "too_large")
+
+    def __init__(
+        self, status: int, headers: httpx.Headers, body: bytes | None, too_large: bool
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.too_large = too_large
+
+
+class VoltageClient:
+    """Synchronous, thread-safe client of the Voltage Payments API (wallets, policies,
+    lines of credit). One instance is shared by every thread of an apply."""
+
+    #: Largest success body accepted (class attribute so tests can lower it).
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Secret,
+        *,
+        timeout: float = 30.0,
+        max_attempts: int = 5,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 2.0,
+        max_retry_after: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = _random_module.random,
+        user_agent: str = f"voltage-iac/{__version__}",
+    ) -> None:
+        if not isinstance(api_key, Secret):
+            raise TypeError("api_key must be a Secret")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if backoff_base < 0 or backoff_cap < 0 or max_retry_after < 0:
+            raise ValueError("backoff_base, backoff_cap and max_retry_after must be >= 0")
+        url = httpx.URL(base_url.rstrip("/"))
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("base_url must be an http:// or https:// URL")
+        self._base_url = str(url)
+        self._base_path = url.path.rstrip("/")
+        self._api_key = api_key
+        self._scrub_whole_messages = len(api_key.reveal()) >= _MIN_KEY_CHARS_FOR_FULL_SCRUB
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_retry_after = max_retry_after
+        self._sleep = sleep
+        self._random = random
+        self._user_agent = user_agent
+        self._lock = threading.Lock()
+        self._request_count = 0
+        self._http = httpx.Client(
+            base_url=self._base_url + "/",
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests actually sent so far, retries included (thread-safe).
+
+        Attempts that failed before anything was sent (connection refused) are not
+        counted."""
+        with self._lock:
+            return self._request_count
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> VoltageClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VoltageClient(base_url={self._base_url!r})"
+
+    # -- wallets -----------------------------------------------------------------------
+
+    def list_wallets(
+        self, org: str, environment_id: str, *, inactive: bool
+    ) -> list[dict[str, Any]]:
+        """Every wallet of one environment (deleted ones too when `inactive`)."""
+        data = self._request(
+            "GET",
+            _path("organizations", org, "wallets"),
+            f"list wallets of environment {environment_id}",
+            params=[
+                ("environment_id", environment_id),
+                ("inactive", "true" if inactive else "false"),
+            ],
+        )
+        return self._expect_list_of_objects(data, f"list wallets of environment {environment_id}")
+
+    def get_wallet(self, org: str, wallet_id: str) -> dict[str, Any] | None:
+        """One wallet, or None when the API says it does not exist (404)."""
+        operation = f"read wallet {wallet_id}"
+        try:
+            data = self._request(
+                "GET", _path("organizations", org, "wallets", wallet_id), operation
+            )
+        except NotFoundError as exc:
+            _raise_unless_documented_404(exc)
+            return None
+        return self._expect_object(data, operation)
+
+    def create_wallet(self, org: str, body: dict[str, Any]) -> None:
+        """Ask for a wallet to be created (the API answers 202 and creates it shortly)."""
+        wallet_id = body.get("id") if isinstance(body, dict) else None
+        label = wallet_id if isinstance(wallet_id, str) else "(without id)"
+        self._request(
+            "POST", _path("organizations", org, "wallets"), f"create wallet {label}", body=body
+        )
+
+    def update_wallet(self, org: str, wallet_id: str, name: str) -> None:
+        """Rename a wallet: the name is the only field a wallet update can change."""
+        self._request(
+            "PATCH",
+            _path("organizations", org, "wallets", wallet_id),
+            f"update wallet {wallet_id}",
+            body={"name": name},
+        )
+
+    def delete_wallet(self, org: str, wallet_id: str) -> None:
+        """Ask for a wallet to be deleted (soft and asynchronous on the API's side)."""
+        self._request(
+            "DELETE",
+            _path("organizations", org, "wallets", wallet_id),
+            f"delete wallet {wallet_id}",
+        )
+
+    # -- wallet policies ---------------------------------------------------------------
+
+    def get_policies(self, org: str, wallet_id: str) -> dict[str, Any] | None:
+        """A wallet's policy record, or None on 404 (the caller decides what that means)."""
+        operation = f"read policies of wallet {wallet_id}"
+        try:
+            data = self._request(
+                "GET", _path("organizations", org, "wallets", wallet_id, "policies"), operation
+            )
+        except NotFoundError as exc:
+            _raise_unless_documented_404(exc)
+            return None
+        return self._expect_object(data, operation)
+
+    def update_policies(self, org: str, wallet_id: str, body: dict[str, Any]) -> None:
+        """Change a wallet's policies: a field sent as null removes that policy."""
+        self._request(
+            "PATCH",
+            _path("organizations", org, "wallets", wallet_id, "policies"),
+            f"update policies of wallet {wallet_id}",
+            body=body,
+        )
+
+    # -- lines of credit ---------------------------------------------------------------
+
+    def line_of_credit_summaries(
+        self,
+        org: str,
+        *,
+        environment_ids: Sequence[str] | None = None,
+        include_disabled: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Summaries of the organization's lines of credit (limit, allocated limit...)."""
+        if isinstance(environment_ids, str):
+            raise TypeError("environment_ids must be a sequence of ids, not one string")
+        params: list[tuple[str, str]] = [
+            ("environment_ids", env) for env in (environment_ids or ())
+        ]
+        params.append(("include_disabled", "true" if include_disabled else "false"))
+        operation = "list lines of credit"
+        data = self._request(
+            "GET",
+            _path("organizations", org, "lines_of_credit", "summaries"),
+            operation,
+            params=params,
+        )
+        return self._expect_list_of_objects(data, operation)
+
+    def line_of_credit_summary(self, org: str, line_id: str) -> dict[str, Any] | None:
+        """One line of credit's summary, or None when the API says it does not exist."""
+        operation = f"read line of credit {line_id}"
+        try:
+            data = self._request(
+                "GET", _path("organizations", org, "lines_of_credit", line_id, "summary"), operation
+            )
+        except NotFoundError as exc:
+            _raise_unless_documented_404(exc)
+            return None
+        return self._expect_object(data, operation)
+
+    # -- the request loop --------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        body: Any = None,
+    ) -> Any:
+        """Send one logical request with the retry policy; return the parsed JSON body of a
+        read (None for a write)."""
+        is_write = method != "GET"
+        content = None
+        if body is not None:
+            content = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                answer = self._attempt(method, path, params, content, attempt, is_write)
+            except _FATAL as exc:
+                raise self._error(
+                    TransportError,
+                    f"{operation}: the request could not be sent ({type(exc).__name__})",
+                ) from None
+            except httpx.TransportError as exc:
+                not_sent = isinstance(exc, _NOT_SENT)
+                if is_write and not not_sent:
+                    raise self._error(
+                        WriteOutcomeUnknown,
+                        f"{operation}: the outcome is unknown: the request was sent but "
+                        f"{_transport_reason(exc)}; {_WRITE_UNKNOWN_TAIL}",
+                    ) from None
+                if attempt >= self.max_attempts:
+                    raise self._error(
+                        TransportError,
+                        f"{operation}: {_transport_reason(exc)} "
+                        f"(host {self._host()}, {_attempts(attempt)})",
+                        hint="check the API URL and the network connection",
+                    ) from None
+                self._pause(self._backoff(attempt), operation, type(exc).__name__)
+                continue
+            except httpx.HTTPError as exc:  # e.g. a body that cannot be decoded
+                raise self._error(
+                    MalformedResponseError,
+                    f"{operation}: the answer could not be read ({type(exc).__name__})",
+                ) from None
+
+            status = answer.status
+            if 200 <= status < 300:
+                if is_write:
+                    return None
+                return self._parse_success(answer, operation)
+            if status == 429:
+                if attempt >= self.max_attempts:
+                    raise self._api_error(answer, operation, suffix=f", {_attempts(attempt)}")
+                wait = self._retry_after(answer.headers)
+                self._pause(wait if wait is not None else self._backoff(attempt), operation, "429")
+                continue
+            if status >= 500:
+                if is_write:
+                    envelope = self._envelope(answer)
+                    kind = f" ({envelope.error_type})" if envelope and envelope.error_type else ""
+                    raise self._error(
+                        WriteOutcomeUnknown,
+                        f"{operation}: the outcome is unknown: the API answered HTTP "
+                        f"{status}{kind} after the request was sent; {_WRITE_UNKNOWN_TAIL}",
+                        answer=answer,
+                        envelope=envelope,
+                    )
+                if attempt >= self.max_attempts:
+                    raise self._api_error(answer, operation, suffix=f", {_attempts(attempt)}")
+                self._pause(self._backoff(attempt), operation, str(status))
+                continue
+            if 400 <= status < 500:
+                raise self._api_error(answer, operation)
+            raise self._error(
+                MalformedResponseError,
+                f"{operation}: unexpected HTTP status {status}",
+                answer=answer,
+            )
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: list[tuple[str, str]] | None,
+        content: bytes | None,
+        attempt: int,
+        is_write: bool,
+    ) -> _Answer:
+        headers = {
+            "accept": "application/json",
+            "user-agent": self._user_agent,
+            "x-api-key": self._api_key.reveal(),
+        }
+        if content is not None:
+            headers["content-type"] = "application/json"
+        request = self._http.build_request(
+            method,
+            path.lstrip("/"),
+            params=tuple(params or ()),
+            content=content,
+            headers=headers,
+        )
+        started = time.perf_counter()
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            if not isinstance(exc, (*_NOT_SENT, *_FATAL)):
+                self._count()
+            self._log(method, path, type(exc).__name__, started, attempt)
+            raise
+        self._count()
+        status = response.status_code
+        body: bytes | None = None
+        too_large = False
+        try:
+            if 200 <= status < 300:
+                if not is_write:  # an accepted write's body carries nothing the tool needs
+                    body = _read_capped(response, self.max_response_bytes)
+            else:
+                try:
+                    body = _read_capped(response, _MAX_ERROR_BODY_BYTES)
+                except httpx.HTTPError:
+                    body = None  # the status decides; the body only adds detail
+        except _BodyTooLarge:
+            too_large = True
+        except httpx.HTTPError as exc:
+            self._log(method, path, f"{status} {type(exc).__name__}", started, attempt)
+            raise
+        finally:
+            response.close()
+        self._log(method, path, str(status), started, attempt)
+        return _Answer(status, response.headers, body, too_large)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _count(self) -> None:
+        with self._lock:
+            self._request_count += 1
+
+    def _log(self, method: str, path: str, outcome: str, started: float, attempt: int) -> None:
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        shown = self._base_path + path
+        if self._scrub_whole_messages:
+            shown = self._scrub(shown)
+        logger.debug(
+            "%s %s -> %s in %.0f ms (attempt %d)",
+            method,
+            shown,
+            outcome,
+            elapsed_ms,
+            attempt,
+        )
+
+    def _host(self) -> str:
+        return httpx.URL(self._base_url).netloc.decode("ascii", "replace")
+
+    def _backoff(self, attempt: int) -> float:
+        """Jittered exponential backoff after attempt number `attempt` (1-based): the step
+        doubles from backoff_base up to backoff_cap; the wait is between half and all of it."""
+        step = min(self.backoff_cap, self.backoff_base * 2.0 ** min(attempt - 1, 60))
+        return step * (0.5 + 0.5 * self._random())
+
+    def _retry_after(self, headers: httpx.Headers) -> float | None:
+        """The wait a 429 asks for: `x-retry-after-ms` wins over `Retry-After` (seconds or
+        an HTTP date); capped at max_retry_after. None when neither is usable."""
+        wait: float | None = None
+        raw_ms = headers.get("x-retry-after-ms")
+        if raw_ms is not None:
+            ms = _float(raw_ms)
+            if ms is not None:
+                wait = ms / 1000.0
+        if wait is None:
+            raw = headers.get("retry-after")
+            if raw is not None:
+                wait = _float(raw)
+                if wait is None:
+                    wait = _seconds_until(raw, headers.get("date"))
+        if wait is None:
+            return None
+        return min(max(wait, 0.0), self.max_retry_after)
+
+    def _pause(self, seconds: float, operation: str, why: str) -> None:
+        logger.debug("%s: retrying after %s in %.3f s", operation, why, seconds)
+        self._sleep(seconds)
+
+    def _parse_success(self, answer: _Answer, operation: str) -> Any:
+        if answer.too_large or answer.body is None:
+            raise self._error(
+                MalformedResponseError,
+                f"{operation}: the answer is larger than {self.max_response_bytes} bytes",
+                answer=answer,
+            )
+        try:
+            return json.loads(answer.body)
+        except (ValueError, RecursionError):
+            raise self._error(
+                MalformedResponseError,
+                f"{operation}: the answer (HTTP {answer.status}) is not JSON: "
+                f"{self._scrub(_excerpt(answer.body))}",
+                answer=answer,
+            ) from None
+
+    def _expect_object(self, data: Any, operation: str) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise self._error(
+                MalformedResponseError,
+                f"{operation}: expected a JSON object, got {_json_kind(data)}",
+            )
+        return data
+
+    def _expect_list_of_objects(self, data: Any, operation: str) -> list[dict[str, Any]]:
+        if not isinstance(data, list):
+            raise self._error(
+                MalformedResponseError,
+                f"{operation}: expected a JSON array, got {_json_kind(data)}",
+            )
+        for index, item in enumerate(data):
+            if not isinstance(item, dict):
+                raise self._error(
+                    MalformedResponseError,
+                    f"{operation}: item {index} of the answer is {_json_kind(item)}, "
+                    "not a JSON object",
+                )
+        return data
+
+    def _api_error(self, answer: _Answer, operation: str, *, suffix: str = "") -> ApiError:
+        """The typed error for a 4xx/5xx answer, with a message naming the operation."""
+        status = answer.status
+        cls: type[ApiError]
+        if status in (401, 403):
+            cls = AuthError
+        elif status == 404:
+            cls = NotFoundError
+        elif status == 429:
+            cls = RateLimitedError
+        elif status >= 500:
+            cls = ServerError
+        else:
+            cls = InvalidRequestError
+        envelope = self._envelope(answer)
+        if envelope is not None and envelope.error_type == "missing_credentials":
+            cls = AuthError  # a 400 by status, but an authentication failure to the user
+        if envelope is not None and envelope.error_type is not None:
+            phrase = _TYPE_PHRASES.get(envelope.error_type) or _short(envelope.detail, 200)
+            phrase = phrase or _status_phrase(status)
+            reason = envelope.error_type
+            if envelope.code:
+                reason += f", code {envelope.code}"
+            message = f"{operation}: {phrase} ({reason}, HTTP {status}{suffix})"
+            context = self._scrub(_render_context(envelope.context))
+            if context:
+                message += f"; {context}"
+            detail = _short(envelope.detail, 200)
+            if detail and detail != phrase:
+                message += f"; detail: {detail}"
+        else:
+            message = f"{operation}: {_status_phrase(status)} (HTTP {status}{suffix})"
+            if answer.too_large:
+                message += "; the error body is too large to show"
+            elif answer.body:
+                message += f"; body: {self._scrub(_excerpt(answer.body))}"
+            else:
+                message += "; empty body"
+        hint = _AUTH_HINTS.get(status)
+        if cls is AuthError and hint is None:
+            hint = "set VOLTAGE_API_KEY (or VOLTAGE_API_KEY_FILE) to the environment's API key"
+        if status == 429:
+            hint = "the API is rate limiting: wait a little and run the command again"
+        return self._error(cls, message, answer=answer, envelope=envelope, hint=hint)
+
+    def _scrub(self, text: str) -> str:
+        """Mask the API key in text that came from the server (bodies, details, ids)."""
+        return redact(text, self._api_key)
+
+    def _envelope(self, answer: _Answer) -> _Envelope | None:
+        """The answer's error envelope, with every text field scrubbed of the API key."""
+        found = _envelope(answer)
+        if found is None:
+            return None
+        for name in ("error_type", "code", "detail"):
+            value = getattr(found, name)
+            if value:
+                setattr(found, name, self._scrub(value))
+        return found
+
+    def _error(
+        self,
+        cls: type[ApiError],
+        message: str,
+        *,
+        answer: _Answer | None = None,
+        envelope: _Envelope | None = None,
+        hint: str | None = None,
+    ) -> ApiError:
+        """Build an error. Server-sourced parts are always scrubbed; the whole message is
+        scrubbed too as a last guard, unless the key is so short (a test key such as
+        "dev") that masking it would garble ordinary words."""
+        request_id = None
+        status = None
+        if answer is not None:
+            status = answer.status
+            raw_id = answer.headers.get("x-request-id")
+            request_id = self._scrub(raw_id)[:128] if raw_id else None
+            if request_id:
+                message += f" [request id {request_id}]"
+        if self._scrub_whole_messages:
+            message = self._scrub(message)
+            hint = self._scrub(hint) if hint else hint
+        return cls(
+            message,
+            status=status,
+            error_type=envelope.error_type if envelope else None,
+            code=envelope.code if envelope else None,
+            request_id=request_id,
+            context=envelope.context if envelope and isinstance(envelope.context, dict) else None,
+            hint=hint,
+        )
+
+
+# -- module helpers ----------------------------------------------------------------------
+
+
+def _path(*segments: str) -> str:
+    """A path below the base URL, each segment percent-encoded (ids cannot add segments)."""
+    return "/" + "/".join(quote(str(segment), safe="") for segment in segments)
+
+
+def _raise_unless_documented_404(exc: NotFoundError) -> None:
+    """A 404 that carries the API's error envelope means "no such object". A 404 without
+    it (a proxy, a wrong base URL) is not evidence of absence and is raised."""
+    if exc.error_type is None:
+        raise exc
+
+
+def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise _BodyTooLarge
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in response.iter_bytes():
+        total += len(chunk)
+        if total > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _envelope(answer: _Answer) -> _Envelope | None:
+    """The documented error envelope of an answer, or None when there is none."""
+    if not answer.body:
+        return None
+    try:
+        data = json.loads(answer.body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("error"), dict):
+        return None
+    error = data["error"]
+
+    def text(key: str) -> str | None:
+        value = error.get(key)
+        return value if isinstance(value, str) and value else None
+
+    context = error.get("context")
+    return _Envelope(
+        error_type=text("type"),
+        code=text("code"),
+        detail=text("detail"),
+        context=context if isinstance(context, dict) else None,
+    )
+
+
+def _render_context(context: dict[str, Any] | None) -> str:
+    """`fields: name, limit; wallet_id: ...` from an error's context (scalars and lists)."""
+    if not context:
+        return ""
+    parts = []
+    for key, value in context.items():
+        if isinstance(value, list):
+            shown = ", ".join(_short(str(item), 120) for item in value[:20])
+            if len(value) > 20:
+                shown += f", ... ({len(value)} in all)"
+        elif isinstance(value, (str, int, float, bool)) or value is None:
+            shown = _short(str(value), 120)
+        else:
+            shown = _short(json.dumps(value, sort_keys=True, default=str), 120)
+        parts.append(f"{_short(str(key), 60)}: {shown}")
+    return "; ".join(parts)
+
+
+def _status_phrase(status: int) -> str:
+    if status in _STATUS_PHRASES:
+        return _STATUS_PHRASES[status]
+    if status >= 500:
+        return "the API failed"
+    return "the API refused the request"
+
+
+def _transport_reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connecting to the API timed out"
+    if isinstance(exc, httpx.PoolTimeout):
+        return "no connection to the API became free in time"
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect to the API"
+    if isinstance(exc, httpx.ReadTimeout):
+        return "no answer came in time"
+    if isinstance(exc, httpx.WriteTimeout):
+        return "sending the request timed out"
+    if isinstance(exc, httpx.TimeoutException):
+        return "the request timed out"
+    return f"the connection was dropped ({type(exc).__name__})"
+
+
+def _attempts(count: int) -> str:
+    return f"{count} attempt{'s' if count != 1 else ''}"
+
+
+def _float(raw: str) -> float | None:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _seconds_until(http_date: str, server_date: str | None) -> float | None:
+    """Seconds from now (the answer's own `Date` when given, else this clock) to an HTTP
+    date; None when it cannot be parsed."""
+    try:
+        target = email.utils.parsedate_to_datetime(http_date).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    now = time.time()
+    if server_date:
+        with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+            now = email.utils.parsedate_to_datetime(server_date).timestamp()
+    return target - now
+
+
+def _short(text: str | None, limit: int = 300) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _excerpt(body: bytes) -> str:
+    text = body[: _EXCERPT_CHARS * 4].decode("utf-8", "replace")
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return repr(_short(text, _EXCERPT_CHARS))
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "null"

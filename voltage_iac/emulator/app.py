@@ -1,0 +1,762 @@
+"""The emulator's HTTP front: the Voltage wallets API under `/v1`, admin under `/_emulator`.
+
+Sits between an HTTP server (uvicorn, started by `server.py`) and the emulator's world
+(`store.py`). It does what the real API's edge does: authenticates the `x-api-key`,
+checks access, validates request shapes, and renders answers in the contract's shapes
+(`Wallet`, `WalletPolicies`, `SummaryLineOfCredit`, the `{"error": ...}` envelope).
+Business rules live in the store; misbehaviour comes from `faults.py`, applied here for
+every `/v1` request (latency, 429, 500 before or after the write, cut-off answers).
+
+The admin endpoints under `/_emulator/` are not part of the contract: tests and demos use
+them to seed, inspect, reset and steer faults of an emulator running in another process.
+Every answer carries an `x-request-id` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import math
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from voltage_iac.emulator.faults import WRITE_METHODS, Decision, FaultRule, Faults
+from voltage_iac.emulator.seed import SeedError
+from voltage_iac.emulator.store import (
+    POLICY_TYPES,
+    KeyGrant,
+    LineSummary,
+    NewWallet,
+    PolicyRecord,
+    RuleError,
+    Store,
+    WalletPoliciesView,
+    WalletView,
+    hash_key,
+)
+from voltage_iac.model import REQUEST_NETWORKS, network_response_name
+
+API_PREFIX = "/v1"
+ADMIN_PREFIX = "/_emulator"
+MAX_BODY_BYTES = 1024 * 1024
+U64_MAX = 2**64 - 1
+BALANCE_NAMESPACE = uuid.UUID("5d1e7c2a-9b3f-5a4e-8c6d-0e1f2a3b4c5d")
+DECISION_KEY = "voltage_iac.emulator.decision"
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def timestamp(seconds: float | None) -> str | None:
+    """RFC 3339 in UTC with microseconds, e.g. 2026-10-01T12:00:00.000000Z."""
+    if seconds is None:
+        return None
+    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _amount(msats: int) -> dict[str, Any]:
+    return {"currency": "btc", "amount": abs(msats), "unit": "msats", "negative": msats < 0}
+
+
+def wallet_json(view: WalletView) -> dict[str, Any]:
+    """A wallet in the contract's `Wallet` shape (network in the response spelling)."""
+    network = network_response_name(view.network)
+    balance = {
+        "id": str(uuid.uuid5(BALANCE_NAMESPACE, f"{view.id}/btc")),
+        "wallet_id": view.id,
+        "effective_time": timestamp(view.updated_at),
+        "available": _amount(view.balance_msats),
+        "total": _amount(view.balance_msats),
+        "network": network,
+        "currency": "btc",
+    }
+    return {
+        "id": view.id,
+        "active": view.active,
+        "created_at": timestamp(view.created_at),
+        "updated_at": timestamp(view.updated_at),
+        "deleted_at": timestamp(view.deleted_at),
+        "deletion_failed_at": timestamp(view.deletion_failed_at),
+        "name": view.name,
+        "organization_id": view.organization_id,
+        "environment_id": view.environment_id,
+        "limit": view.limit,
+        "line_of_credit_id": view.line_of_credit_id,
+        "network": network,
+        "metadata": view.metadata,
+        "balances": [balance],
+        "holds": [],
+        "pending_settlements": [],
+        "error": None,
+    }
+
+
+def _policy_json(record: PolicyRecord) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": record.id}
+    if record.type == "max_payment_size":
+        data["max_size_sats"] = record.value
+    elif record.type == "transaction_velocity":
+        data["transactions_per_minute"] = record.value
+    elif record.type == "send_volume_limit":
+        data["limit_sats"] = record.value
+    elif record.type == "reflex_approval":
+        data["template_id"] = record.value
+        data["threshold"] = None
+    elif record.type == "processing_fee":
+        data["rates"] = dict(record.value)
+    data["created_at"] = timestamp(record.created_at)
+    if record.type != "ofac_compliant":
+        data["updated_at"] = timestamp(record.updated_at)
+    return {"type": record.type, "data": data}
+
+
+def policies_json(view: WalletPoliciesView) -> dict[str, Any]:
+    """A wallet's policies in the contract's `WalletPolicies` shape (id = the wallet id)."""
+    return {
+        "id": view.wallet_id,
+        "organization_id": view.organization_id,
+        "policies": [_policy_json(p) for p in view.policies],
+        "updated_at": timestamp(view.updated_at),
+    }
+
+
+def line_json(summary: LineSummary) -> dict[str, Any]:
+    """A line of credit in the contract's `SummaryLineOfCredit` shape."""
+    return {
+        "id": summary.id,
+        "organization_id": summary.organization_id,
+        "network": network_response_name(summary.network),
+        "environment_id": summary.environment_id,
+        "limit": summary.limit,
+        "allocated_limit": summary.allocated_limit,
+        "currency": summary.currency,
+        "disabled_at": timestamp(summary.disabled_at),
+    }
+
+
+def error_response(
+    status: int,
+    error_type: str,
+    detail: str,
+    context: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The documented envelope `{"error": {"type", "detail", "context"?}}`."""
+    error: dict[str, Any] = {"type": error_type, "detail": detail}
+    if context is not None:
+        error["context"] = dict(context)
+    return JSONResponse({"error": error}, status_code=status, headers=dict(headers or {}))
+
+
+def _rule_response(exc: RuleError) -> JSONResponse:
+    return error_response(exc.status, exc.error_type, exc.detail, exc.context)
+
+
+# --- request checks ----------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    """A request body that does not fit the schema: answered 422 invalid_data."""
+
+
+def _canonical_uuid(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def _path_uuid(request: Request, name: str) -> str:
+    value = _canonical_uuid(request.path_params[name])
+    if value is None:
+        raise RuleError(400, "invalid_parameter", f"path parameter {name} must be a UUID")
+    return value
+
+
+def _query_bool(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return False
+    lowered = raw.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise RuleError(400, "invalid_parameter", f"query parameter {name} must be true or false")
+
+
+def _query_uuids(request: Request, name: str) -> list[str] | None:
+    raw = request.query_params.getlist(name) + request.query_params.getlist(f"{name}[]")
+    if not raw:
+        return None
+    values = []
+    for item in raw:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            value = _canonical_uuid(part.strip())
+            if value is None:
+                raise RuleError(400, "invalid_parameter", f"query parameter {name} takes UUIDs")
+            values.append(value)
+    return values
+
+
+def _field_uuid(body: Mapping[str, Any], name: str) -> str:
+    value = body[name]
+    canonical = _canonical_uuid(value) if isinstance(value, str) else None
+    if canonical is None:
+        raise _Invalid(f"{name}: expected a UUID string")
+    return canonical
+
+
+def _field_int(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"{name}: expected an integer")
+    if not low <= value <= high:
+        raise _Invalid(f"{name}: must be between {low} and {high}")
+    return value
+
+
+def _require(body: Mapping[str, Any], names: tuple[str, ...]) -> None:
+    for name in names:
+        if name not in body:
+            raise _Invalid(f"missing field `{name}`")
+
+
+def _check_name(name: str) -> None:
+    if not 3 <= len(name) <= 256:
+        raise RuleError(
+            400,
+            "invalid_request",
+            "name must be 3 to 256 characters long",
+            {"fields": ["name"]},
+        )
+
+
+def parse_new_wallet(body: Any) -> NewWallet:
+    """A `NewWalletRequest`; raises _Invalid (422) or RuleError (400)."""
+    if not isinstance(body, dict):
+        raise _Invalid("expected a JSON object")
+    _require(body, ("id", "environment_id", "line_of_credit_id", "name", "network", "limit"))
+    wallet_id = _field_uuid(body, "id")
+    environment_id = _field_uuid(body, "environment_id")
+    line_id = _field_uuid(body, "line_of_credit_id")
+    name = body["name"]
+    if not isinstance(name, str):
+        raise _Invalid("name: expected a string")
+    network = body["network"]
+    if network not in REQUEST_NETWORKS:
+        raise _Invalid(f"network: expected one of {', '.join(REQUEST_NETWORKS)}")
+    limit = _field_int(body["limit"], "limit", 0, U64_MAX)
+    metadata = body.get("metadata")
+    if metadata is not None and (
+        not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values())
+    ):
+        raise _Invalid("metadata: expected an object of strings")
+    _check_name(name)
+    return NewWallet(
+        id=wallet_id,
+        environment_id=environment_id,
+        line_of_credit_id=line_id,
+        name=name,
+        network=network,
+        limit=limit,
+        metadata=dict(metadata) if metadata is not None else None,
+    )
+
+
+def parse_rename(body: Any) -> str:
+    """An `UpdateWalletRequest`: the new name."""
+    if not isinstance(body, dict):
+        raise _Invalid("expected a JSON object")
+    _require(body, ("name",))
+    name = body["name"]
+    if not isinstance(name, str):
+        raise _Invalid("name: expected a string")
+    _check_name(name)
+    return name
+
+
+def parse_policy_update(body: Any) -> dict[str, Any]:
+    """An `UpdateWalletPolicyRequest` (no other fields allowed); values normalised."""
+    if not isinstance(body, dict):
+        raise _Invalid("expected a JSON object")
+    unknown = sorted(set(body) - set(POLICY_TYPES))
+    if unknown:
+        raise _Invalid(f"unknown field(s): {', '.join(unknown)}")
+    changes: dict[str, Any] = {}
+    for name, value in body.items():
+        if value is None:
+            changes[name] = None
+        elif name in ("max_payment_size_sats", "transactions_per_minute", "send_volume_limit_sats"):
+            changes[name] = _field_int(value, name, 1, U64_MAX)
+        elif name == "template_id":
+            changes[name] = _field_uuid(body, name)
+        elif name == "ofac_compliant":
+            if not isinstance(value, bool):
+                raise _Invalid("ofac_compliant: expected true, false or null")
+            changes[name] = value
+        else:  # processing_fee
+            if not isinstance(value, dict):
+                raise _Invalid("processing_fee: expected an object or null")
+            _require(value, ("send_basis_points", "receive_basis_points"))
+            changes[name] = {
+                key: _field_int(value[key], f"processing_fee.{key}", 0, 10000)
+                for key in ("send_basis_points", "receive_basis_points")
+            }
+    return changes
+
+
+async def _json_body(request: Request) -> Any:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise RuleError(415, "missing_content_type", "expected a JSON body (application/json)")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RuleError(413, "payload_too_large", "the request body is too large")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError):
+        raise _Invalid("the body is not valid JSON") from None
+
+
+# --- the application ---------------------------------------------------------------------
+
+
+class EmulatorApp:
+    """ASGI application of the emulator: `/v1` (the API) and `/_emulator` (admin)."""
+
+    def __init__(
+        self, store: Store, faults: Faults, *, keys: Mapping[str, KeyGrant] | None = None
+    ) -> None:
+        self.store = store
+        self.faults = faults
+        self._keys: dict[str, KeyGrant] = {}
+        for key, grant in (keys or {}).items():
+            self.add_key(key, grant)
+        self._app = Starlette(
+            routes=self._routes(),
+            exception_handlers={HTTPException: self._http_exception},
+        )
+
+    def add_key(self, key: str, grant: KeyGrant) -> None:
+        """Accept `key` in this process only (never written to the database)."""
+        if not key:
+            raise ValueError("an API key cannot be empty")
+        self._keys[hash_key(key)] = grant
+
+    # ASGI entry point: request ids and faults around the routed application.
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        send = _with_request_id(send, request_id)
+        path: str = scope["path"]
+        if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
+            await self._app(scope, receive, send)
+            return
+        method: str = scope["method"].upper()
+        decision = self.faults.decide(method, path[len(API_PREFIX) :])
+        if decision.latency_ms:
+            await asyncio.sleep(decision.latency_ms / 1000)
+        if decision.rate_limited:
+            retry_ms = decision.retry_after_ms
+            response = error_response(
+                429,
+                "rate_limited",
+                "too many requests; retry later",
+                headers={
+                    "Retry-After": str(math.ceil(retry_ms / 1000)),
+                    "x-retry-after-ms": str(retry_ms),
+                },
+            )
+            await response(scope, receive, send)
+            return
+        is_write = method in WRITE_METHODS
+        if is_write and decision.fail_before_commit:
+            await _internal_error()(scope, receive, send)
+            return
+        scope = dict(scope)
+        scope[DECISION_KEY] = decision
+        if not is_write or not (decision.fail_after_commit or decision.drop_after_commit):
+            await self._app(scope, receive, send)
+            return
+        # Post-commit faults: run the write, hold its answer, then spoil it if it succeeded.
+        messages: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            messages.append(message)
+
+        await self._app(scope, receive, hold)
+        status = next((m["status"] for m in messages if m["type"] == "http.response.start"), 500)
+        if not 200 <= status < 300:
+            for message in messages:
+                await send(message)
+        elif decision.fail_after_commit:
+            await _internal_error()(scope, receive, send)
+        else:
+            await _cut_off(send, status)
+
+    async def _http_exception(self, request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
+        return error_response(status, kind, str(getattr(exc, "detail", "")) or kind)
+
+    def _routes(self) -> list[Route]:
+        api = API_PREFIX + "/organizations/{organization_id}"
+        admin = ADMIN_PREFIX
+        return [
+            Route(api + "/wallets", self._api(self.list_wallets), methods=["GET"]),
+            Route(api + "/wallets", self._api(self.create_wallet), methods=["POST"]),
+            Route(api + "/wallets/{wallet_id}", self._api(self.get_wallet), methods=["GET"]),
+            Route(api + "/wallets/{wallet_id}", self._api(self.update_wallet), methods=["PATCH"]),
+            Route(api + "/wallets/{wallet_id}", self._api(self.delete_wallet), methods=["DELETE"]),
+            Route(
+                api + "/wallets/{wallet_id}/policies",
+                self._api(self.get_policies),
+                methods=["GET"],
+            ),
+            Route(
+                api + "/wallets/{wallet_id}/policies",
+                self._api(self.update_policies),
+                methods=["PATCH"],
+            ),
+            Route(
+                api + "/lines_of_credit/summaries",
+                self._api(self.line_summaries),
+                methods=["GET"],
+            ),
+            Route(
+                api + "/lines_of_credit/{line_id}/summary",
+                self._api(self.line_summary),
+                methods=["GET"],
+            ),
+            Route(admin + "/health", self.admin_health, methods=["GET"]),
+            Route(admin + "/state", self.admin_state, methods=["GET"]),
+            Route(admin + "/faults", self.admin_get_faults, methods=["GET"]),
+            Route(admin + "/faults", self.admin_put_faults, methods=["PUT"]),
+            Route(admin + "/faults", self.admin_patch_faults, methods=["PATCH"]),
+            Route(admin + "/faults/schedule", self.admin_add_rules, methods=["POST"]),
+            Route(admin + "/seed", self.admin_seed, methods=["POST"]),
+            Route(admin + "/reset", self.admin_reset, methods=["POST"]),
+            Route(admin + "/wallets/{wallet_id}/balance", self.admin_balance, methods=["PUT"]),
+        ]
+
+    @staticmethod
+    def _api(handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RuleError as exc:
+                return _rule_response(exc)
+            except _Invalid as exc:
+                return error_response(422, "invalid_data", str(exc))
+
+        return endpoint
+
+    # --- access ----------------------------------------------------------------------
+
+    def _grant(self, request: Request) -> KeyGrant:
+        key = request.headers.get("x-api-key", "")
+        if not key:
+            raise RuleError(400, "missing_credentials", "send an API key in the x-api-key header")
+        digest = hash_key(key)
+        for known, grant in self._keys.items():
+            if hmac.compare_digest(known, digest):
+                return grant
+        stored = self.store.authenticate(key)
+        if stored is None:
+            raise RuleError(401, "wrong_credentials", "the API key is not valid")
+        return stored
+
+    def _authorize(self, request: Request, *, write: bool) -> tuple[str, KeyGrant]:
+        """Check the key for the path's organization; returns (organization id, grant)."""
+        grant = self._grant(request)
+        organization_id = _path_uuid(request, "organization_id")
+        if grant.organization_id is not None and grant.organization_id != organization_id:
+            raise _forbidden("this key has no access to the organization")
+        if not self.store.organization_exists(organization_id):
+            raise _forbidden("this key has no access to the organization")
+        if write and grant.access != "write":
+            raise _forbidden("organization WRITE access required; this key can only read")
+        return organization_id, grant
+
+    @staticmethod
+    def _check_environment(grant: KeyGrant, environment_id: str) -> None:
+        if grant.environment_id is not None and grant.environment_id != environment_id:
+            raise _forbidden("this key has no access to that environment")
+
+    def _delay(self, request: Request) -> float:
+        decision: Decision = request.scope.get(DECISION_KEY) or Decision()
+        return self.faults.base_visibility_delay() + decision.extra_visibility
+
+    def _visible_wallet(self, request: Request, organization_id: str, grant: KeyGrant) -> str:
+        wallet_id = _path_uuid(request, "wallet_id")
+        view = self.store.get_wallet(organization_id, wallet_id)
+        if view is not None:
+            self._check_environment(grant, view.environment_id)
+        return wallet_id
+
+    # --- wallets ---------------------------------------------------------------------
+
+    async def list_wallets(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=False)
+        raw_env = request.query_params.get("environment_id")
+        environment_id = None
+        if raw_env:
+            environment_id = _canonical_uuid(raw_env)
+            if environment_id is None:
+                raise RuleError(400, "invalid_parameter", "environment_id must be a UUID")
+            self._check_environment(grant, environment_id)
+        elif grant.environment_id is not None:
+            environment_id = grant.environment_id
+        include_inactive = _query_bool(request, "inactive")
+        views = self.store.list_wallets(
+            organization_id, environment_id=environment_id, include_inactive=include_inactive
+        )
+        return JSONResponse([wallet_json(v) for v in views])
+
+    async def create_wallet(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=True)
+        new = parse_new_wallet(await _json_body(request))
+        self._check_environment(grant, new.environment_id)
+        self.store.create_wallet(organization_id, new, delay=self._delay(request))
+        return Response(status_code=202)
+
+    async def get_wallet(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=False)
+        wallet_id = _path_uuid(request, "wallet_id")
+        view = self.store.get_wallet(organization_id, wallet_id)
+        if view is None:
+            raise RuleError(
+                404,
+                "instance_not_found",
+                "no wallet with this id in the organization",
+                {"wallet_id": wallet_id},
+            )
+        self._check_environment(grant, view.environment_id)
+        return JSONResponse(wallet_json(view))
+
+    async def update_wallet(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=True)
+        wallet_id = self._visible_wallet(request, organization_id, grant)
+        name = parse_rename(await _json_body(request))
+        self.store.rename_wallet(organization_id, wallet_id, name, delay=self._delay(request))
+        return Response(status_code=202)
+
+    async def delete_wallet(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=True)
+        wallet_id = self._visible_wallet(request, organization_id, grant)
+        decision: Decision = request.scope.get(DECISION_KEY) or Decision()
+        self.store.delete_wallet(
+            organization_id,
+            wallet_id,
+            delay=self._delay(request),
+            fails=decision.deletion_fails,
+        )
+        return Response(status_code=202)
+
+    async def get_policies(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=False)
+        wallet_id = self._visible_wallet(request, organization_id, grant)
+        view = self.store.get_policies(organization_id, wallet_id)
+        if view is None:
+            raise RuleError(
+                404,
+                "wallet_policies_not_found",
+                "no policies found for this wallet",
+                {"wallet_id": wallet_id},
+            )
+        return JSONResponse(policies_json(view))
+
+    async def update_policies(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=True)
+        wallet_id = self._visible_wallet(request, organization_id, grant)
+        changes = parse_policy_update(await _json_body(request))
+        self.store.update_policies(organization_id, wallet_id, changes, delay=self._delay(request))
+        return Response(status_code=202)
+
+    # --- lines of credit -------------------------------------------------------------
+
+    async def line_summaries(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=False)
+        network = request.query_params.get("network") or None
+        if network is not None and network not in REQUEST_NETWORKS:
+            raise RuleError(
+                400,
+                "invalid_parameter",
+                f"network must be one of {', '.join(REQUEST_NETWORKS)}",
+            )
+        environment_ids = _query_uuids(request, "environment_ids")
+        if environment_ids is not None:
+            for environment_id in environment_ids:
+                self._check_environment(grant, environment_id)
+        elif grant.environment_id is not None:
+            environment_ids = [grant.environment_id]
+        summaries = self.store.line_summaries(
+            organization_id,
+            network=network,
+            environment_ids=environment_ids,
+            include_disabled=_query_bool(request, "include_disabled"),
+        )
+        return JSONResponse([line_json(s) for s in summaries])
+
+    async def line_summary(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=False)
+        line_id = _path_uuid(request, "line_id")
+        summary = self.store.line_summary(organization_id, line_id)
+        if summary is None:
+            raise RuleError(
+                404,
+                "line_of_credit_not_found",
+                "no line of credit with this id in the organization",
+                {"line_of_credit_id": line_id},
+            )
+        self._check_environment(grant, summary.environment_id)
+        return JSONResponse(line_json(summary))
+
+    # --- admin (not part of the contract) --------------------------------------------
+
+    async def admin_health(self, request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def admin_state(self, request: Request) -> Response:
+        return JSONResponse(self.store.snapshot())
+
+    async def admin_get_faults(self, request: Request) -> Response:
+        return JSONResponse(self.faults.to_dict())
+
+    async def admin_put_faults(self, request: Request) -> Response:
+        body = await _admin_body(request)
+        if not isinstance(body, dict):
+            return _admin_error("expected a JSON object of fault settings")
+        try:
+            self.faults.replace(Faults.from_dict(body))
+        except ValueError as exc:
+            return _admin_error(str(exc))
+        return JSONResponse(self.faults.to_dict())
+
+    async def admin_patch_faults(self, request: Request) -> Response:
+        body = await _admin_body(request)
+        if not isinstance(body, dict):
+            return _admin_error("expected a JSON object of fault settings")
+        try:
+            self.faults.update(**body)
+        except ValueError as exc:
+            return _admin_error(str(exc))
+        return JSONResponse(self.faults.to_dict())
+
+    async def admin_add_rules(self, request: Request) -> Response:
+        body = await _admin_body(request)
+        rules = body if isinstance(body, list) else [body]
+        try:
+            parsed = [FaultRule.from_dict(rule) for rule in rules]
+        except ValueError as exc:
+            return _admin_error(str(exc))
+        for rule in parsed:
+            self.faults.add_rule(
+                rule.fault, method=rule.method, path_contains=rule.path_contains, times=rule.times
+            )
+        return JSONResponse(self.faults.to_dict())
+
+    async def admin_seed(self, request: Request) -> Response:
+        body = await _admin_body(request)
+        try:
+            seed = self.store.load_seed(body)
+        except SeedError as exc:
+            return _admin_error(str(exc))
+        return JSONResponse({"organization_id": seed["organization_id"]})
+
+    async def admin_reset(self, request: Request) -> Response:
+        raw = await request.body()
+        body = await _admin_body(request) if raw.strip() else None
+        if raw.strip() and not isinstance(body, dict):
+            return _admin_error("expected no body, or a seed document")
+        self.store.reset()
+        if body:
+            try:
+                self.store.load_seed(body)
+            except SeedError as exc:
+                return _admin_error(str(exc))
+        return JSONResponse({"reset": True})
+
+    async def admin_balance(self, request: Request) -> Response:
+        body = await _admin_body(request)
+        wallet_id = _canonical_uuid(request.path_params["wallet_id"]) or ""
+        if not isinstance(body, dict) or "balance_msats" not in body:
+            return _admin_error('expected {"balance_msats": <integer>}')
+        try:
+            self.store.set_balance(wallet_id, body["balance_msats"])
+        except ValueError as exc:
+            return _admin_error(str(exc))
+        except KeyError:
+            return error_response(404, "not_found", "no such wallet")
+        return JSONResponse({"wallet_id": wallet_id, "balance_msats": body["balance_msats"]})
+
+
+def _forbidden(detail: str) -> RuleError:
+    return RuleError(403, "access_rights", detail)
+
+
+def _internal_error() -> JSONResponse:
+    return error_response(500, "internal_error", "the server failed to complete the request")
+
+
+async def _admin_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        return None
+
+
+def _admin_error(detail: str) -> JSONResponse:
+    return error_response(400, "invalid_request", detail)
+
+
+def _with_request_id(send: Send, request_id: str) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            headers.append((b"x-request-id", request_id.encode("ascii")))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return wrapped
+
+
+async def _cut_off(send: Send, status: int) -> None:
+    """Answer with a body shorter than its Content-Length, then stop: the server closes
+    the connection and the client sees a broken response."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"128")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b'{"error": {"ty', "more_body": True})
+
+
+def create_app(
+    store: Store, faults: Faults | None = None, *, keys: Mapping[str, KeyGrant] | None = None
+) -> EmulatorApp:
+    """The emulator's ASGI app over `store`; `keys` are accepted in this process only."""
+    return EmulatorApp(store, faults if faults is not None else Faults(), keys=keys)

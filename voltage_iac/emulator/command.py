@@ -1,0 +1,180 @@
+"""`voltage-iac emulator ...`: serve the local emulator of the Voltage API, or seed it.
+
+Sits at the command-line edge of the emulator; the main command line attaches the
+`emulator` click group. `serve` runs `server.serve` in the foreground on a loopback
+address; `seed` writes a seed file into an emulator database. Errors are raised as
+`voltage_iac.errors.UsageError` for the main command line to print. The API key the
+emulator accepts is read from an environment variable, so it never appears in a process
+list, and it is never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from voltage_iac.emulator.faults import Faults
+from voltage_iac.emulator.seed import load_seed_file
+from voltage_iac.emulator.server import serve
+from voltage_iac.emulator.store import Store
+from voltage_iac.errors import UsageError
+from voltage_iac.secret import Secret
+
+DEFAULT_DB = Path(".voltage-iac") / "emulator.db"
+RATE = click.FloatRange(0.0, 1.0)
+
+
+@click.group("emulator")
+def emulator() -> None:
+    """Run a local emulator of the Voltage Payments API (wallets, policies, lines of credit)."""
+
+
+@emulator.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address only.")
+@click.option("--port", default=8790, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--db",
+    "db_path",
+    default=str(DEFAULT_DB),
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Emulator database (created, with the demo world, when missing).",
+)
+@click.option(
+    "--seed",
+    "seed_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Seed file (YAML or JSON) to load before serving.",
+)
+@click.option(
+    "--api-key-env",
+    default="VOLTAGE_API_KEY",
+    show_default=True,
+    help="Environment variable holding the API key the emulator accepts (write access).",
+)
+@click.option(
+    "--visibility-delay",
+    type=click.FloatRange(0.0),
+    default=0.2,
+    show_default=True,
+    help="Seconds before an accepted write shows in reads.",
+)
+@click.option(
+    "--latency-ms",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Added to every API request.",
+)
+@click.option(
+    "--fail-before-commit",
+    type=RATE,
+    default=0.0,
+    help="Share of writes answered 500 without being done.",
+)
+@click.option(
+    "--fail-after-commit", type=RATE, default=0.0, help="Share of writes done, then answered 500."
+)
+@click.option(
+    "--drop-after-commit",
+    type=RATE,
+    default=0.0,
+    help="Share of writes done, then answered with a cut-off response.",
+)
+@click.option(
+    "--rate-limit", type=RATE, default=0.0, help="Share of requests answered 429 with Retry-After."
+)
+@click.option(
+    "--slow-visibility", type=RATE, default=0.0, help="Share of writes that take longer to show."
+)
+@click.option(
+    "--deletion-fails",
+    type=RATE,
+    default=0.0,
+    help="Share of deletes that are accepted, then fail.",
+)
+@click.option(
+    "--fault-seed",
+    type=int,
+    default=None,
+    help="Seed of the fault decisions (same seed, same faults).",
+)
+def serve_command(
+    host: str,
+    port: int,
+    db_path: Path,
+    seed_file: Path | None,
+    api_key_env: str,
+    visibility_delay: float,
+    latency_ms: int,
+    fail_before_commit: float,
+    fail_after_commit: float,
+    drop_after_commit: float,
+    rate_limit: float,
+    slow_visibility: float,
+    deletion_fails: float,
+    fault_seed: int | None,
+) -> None:
+    """Serve the emulator on HTTP until Ctrl-C. Base URL: http://HOST:PORT/v1."""
+    key = os.environ.get(api_key_env, "")
+    if not key:
+        raise UsageError(
+            f"the environment variable {api_key_env} is not set: the emulator needs the "
+            "API key it should accept",
+            hint=f"export {api_key_env}=<any secret string>, then point the tool at the "
+            "emulator with the same key",
+        )
+    try:
+        faults = Faults(
+            latency_ms=latency_ms,
+            visibility_delay=visibility_delay,
+            fail_before_commit=fail_before_commit,
+            fail_after_commit=fail_after_commit,
+            drop_after_commit=drop_after_commit,
+            rate_limit=rate_limit,
+            slow_visibility=slow_visibility,
+            deletion_fails=deletion_fails,
+            seed=fault_seed,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    def ready(url: str) -> None:
+        click.echo(f"Voltage API emulator listening on {url}")
+        click.echo(f"  database: {db_path}")
+        click.echo(f"  admin:    {url[: -len('/v1')]}/_emulator/state")
+        click.echo(f"  accepts the API key in ${api_key_env}; press Ctrl-C to stop")
+
+    serve(
+        host,
+        port,
+        db_path,
+        seed_file=seed_file,
+        api_keys=[Secret(key)],
+        faults=faults,
+        on_ready=ready,
+    )
+
+
+@emulator.command("seed")
+@click.argument("seed_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--db",
+    "db_path",
+    default=str(DEFAULT_DB),
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
+def seed_command(seed_file: Path, db_path: Path) -> None:
+    """Load SEED_FILE (YAML or JSON) into the emulator database."""
+    seed = load_seed_file(seed_file)
+    with Store(db_path) as store:
+        store.load_seed(seed)
+    click.echo(
+        f"seeded organization {seed['organization_id']} into {db_path}: "
+        f"{len(seed['environments'])} environment(s), "
+        f"{len(seed['lines_of_credit'])} line(s) of credit, {len(seed['wallets'])} wallet(s), "
+        f"{len(seed['api_keys'])} API key(s)"
+    )

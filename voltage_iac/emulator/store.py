@@ -1,0 +1,851 @@
+"""The emulator's world: SQLite state and the business rules of the Voltage wallets API.
+
+Sits behind the emulator's HTTP front (`app.py`), which validates request shapes, checks
+access and renders JSON; this module decides what a write does and what a read sees.
+The embedded server (`server.py`), the emulator's command line (`command.py`) and tests
+use it directly too (seeding, inspection, setting a balance).
+
+State lives in one SQLite file (WAL, one connection guarded by a lock), so successive
+command-line runs and several processes see the same world. Eventual consistency is
+kept as timestamps, never as background tasks: an accepted create gets a `visible_at`,
+every later change of a wallet (rename, delete, policy update) is an event with an
+`effective_at`, and reads fold in the events that are due at the time of the read.
+Events of one wallet take effect in the order they were accepted. The clock is injected
+(`clock`, seconds since the epoch) so tests can move time by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voltage_iac.emulator.seed import validate_seed
+from voltage_iac.model import network_response_name
+
+SCHEMA_VERSION = "1"
+POLICY_NAMESPACE = uuid.UUID("2b7f5a8e-0d4c-5e1f-8a3b-6c9d0e1f2a3b")
+
+# Request field of UpdateWalletPolicyRequest -> policy type in WalletPolicies.
+POLICY_TYPES: dict[str, str] = {
+    "max_payment_size_sats": "max_payment_size",
+    "transactions_per_minute": "transaction_velocity",
+    "send_volume_limit_sats": "send_volume_limit",
+    "template_id": "reflex_approval",
+    "ofac_compliant": "ofac_compliant",
+    "processing_fee": "processing_fee",
+}
+POLICY_ORDER = tuple(POLICY_TYPES.values())
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS organizations (id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_hash TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    access TEXT NOT NULL,
+    environment_id TEXT
+);
+CREATE TABLE IF NOT EXISTS environments (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    name TEXT,
+    network TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lines_of_credit (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    environment_id TEXT NOT NULL,
+    network TEXT NOT NULL,
+    limit_units TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    disabled_at REAL
+);
+CREATE TABLE IF NOT EXISTS wallets (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    environment_id TEXT NOT NULL,
+    line_of_credit_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    limit_units TEXT NOT NULL,
+    network TEXT NOT NULL,
+    metadata TEXT,
+    balance_msats INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    visible_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS wallets_by_org ON wallets (organization_id, environment_id);
+CREATE INDEX IF NOT EXISTS wallets_by_line ON wallets (line_of_credit_id);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    wallet_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    accepted_at REAL NOT NULL,
+    effective_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_wallet ON events (wallet_id, seq);
+"""
+
+
+class RuleError(Exception):
+    """A request the API refuses: HTTP status, error type, detail and context."""
+
+    def __init__(
+        self, status: int, error_type: str, detail: str, context: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error_type = error_type
+        self.detail = detail
+        self.context = context
+
+
+@dataclass(frozen=True)
+class KeyGrant:
+    """What an API key may do. `organization_id=None` means every organization."""
+
+    access: str  # "read" or "write"
+    organization_id: str | None = None
+    environment_id: str | None = None
+
+
+@dataclass(frozen=True)
+class NewWallet:
+    """A create request whose shape the HTTP front has already checked."""
+
+    id: str
+    environment_id: str
+    line_of_credit_id: str
+    name: str
+    network: str  # request spelling
+    limit: int
+    metadata: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Environment:
+    id: str
+    organization_id: str
+    name: str | None
+    network: str  # request spelling
+
+
+@dataclass(frozen=True)
+class PolicyRecord:
+    """One policy of a wallet; `value` is the request value (int, str, True or rates)."""
+
+    type: str
+    id: str
+    value: Any
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class WalletPoliciesView:
+    wallet_id: str
+    organization_id: str
+    policies: tuple[PolicyRecord, ...]
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class WalletView:
+    """A wallet as a read at one instant sees it (events due by then applied)."""
+
+    id: str
+    organization_id: str
+    environment_id: str
+    line_of_credit_id: str
+    name: str
+    limit: int
+    network: str  # request spelling; render with network_response_name
+    metadata: dict[str, str] | None
+    balance_msats: int
+    created_at: float
+    updated_at: float
+    visible: bool
+    active: bool
+    deleted_at: float | None
+    deletion_failed_at: float | None
+    delete_pending: bool  # a delete that will succeed was accepted and is not visible yet
+    holds_allocation: bool  # its limit still counts against the line of credit
+    policies: WalletPoliciesView | None = field(default=None, compare=False)
+
+    @property
+    def response_network(self) -> str:
+        return network_response_name(self.network)
+
+
+@dataclass(frozen=True)
+class LineSummary:
+    id: str
+    organization_id: str
+    environment_id: str
+    network: str  # request spelling
+    limit: int
+    allocated_limit: int
+    currency: str
+    disabled_at: float | None
+
+
+def hash_key(key: str) -> str:
+    """Keys are stored as SHA-256 digests, never as given."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class Store:
+    """The emulated world in one SQLite file. Thread-safe; several processes may share it."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0
+        )
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            with self._write() as db:
+                db.executescript_safe(_SCHEMA)
+                db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (SCHEMA_VERSION,),
+                )
+
+    # --- plumbing --------------------------------------------------------------------
+
+    def now(self) -> float:
+        return float(self._clock())
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[_Tx]:
+        """One write transaction, taken with BEGIN IMMEDIATE so checks and writes of
+        concurrent processes do not interleave."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Tx(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[_Tx]:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield _Tx(self._db)
+            finally:
+                self._db.execute("COMMIT")
+
+    # --- seeding ---------------------------------------------------------------------
+
+    def is_empty(self) -> bool:
+        """True when no organization has ever been seeded."""
+        with self._read() as db:
+            return db.one("SELECT COUNT(*) AS n FROM organizations")["n"] == 0
+
+    def load_seed(self, seed: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and write a seed (see seed.py). Re-seeding the same document gives the
+        same world: rows are replaced, a seeded wallet's history is cleared. Returns the
+        normalised seed."""
+        data = validate_seed(seed)
+        now = self.now()
+        org = data["organization_id"]
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO organizations (id) VALUES (?)", (org,))
+            for env in data["environments"]:
+                db.execute(
+                    "INSERT OR REPLACE INTO environments (id, organization_id, name, network) "
+                    "VALUES (?, ?, ?, ?)",
+                    (env["id"], org, env["name"], env["network"]),
+                )
+            for key in data["api_keys"]:
+                db.execute(
+                    "INSERT OR REPLACE INTO api_keys "
+                    "(key_hash, organization_id, access, environment_id) VALUES (?, ?, ?, ?)",
+                    (hash_key(key["key"]), org, key["access"], key["environment_id"]),
+                )
+            for line in data["lines_of_credit"]:
+                db.execute(
+                    "INSERT OR REPLACE INTO lines_of_credit (id, organization_id, "
+                    "environment_id, network, limit_units, currency, disabled_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        line["id"],
+                        org,
+                        line["environment_id"],
+                        line["network"],
+                        str(line["limit"]),
+                        line["currency"],
+                        now if line["disabled"] else None,
+                    ),
+                )
+            for wallet in data["wallets"]:
+                db.execute("DELETE FROM events WHERE wallet_id = ?", (wallet["id"],))
+                db.execute(
+                    "INSERT OR REPLACE INTO wallets (id, organization_id, environment_id, "
+                    "line_of_credit_id, name, limit_units, network, metadata, balance_msats, "
+                    "created_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        wallet["id"],
+                        org,
+                        wallet["environment_id"],
+                        wallet["line_of_credit_id"],
+                        wallet["name"],
+                        str(wallet["limit"]),
+                        wallet["network"],
+                        json.dumps(wallet["metadata"]),
+                        wallet["balance_msats"],
+                        now,
+                        now,
+                    ),
+                )
+                if not wallet["active"]:
+                    self._add_event(db, wallet["id"], "delete", {"fails": False}, now, now)
+        return data
+
+    def reset(self) -> None:
+        """Forget everything (organizations, keys, wallets, history)."""
+        with self._write() as db:
+            for table in (
+                "events",
+                "wallets",
+                "lines_of_credit",
+                "environments",
+                "api_keys",
+                "organizations",
+            ):
+                db.execute(f"DELETE FROM {table}")
+
+    # --- access ----------------------------------------------------------------------
+
+    def authenticate(self, key: str) -> KeyGrant | None:
+        with self._read() as db:
+            row = db.one_or_none(
+                "SELECT organization_id, access, environment_id FROM api_keys WHERE key_hash = ?",
+                (hash_key(key),),
+            )
+        if row is None:
+            return None
+        return KeyGrant(
+            access=row["access"],
+            organization_id=row["organization_id"],
+            environment_id=row["environment_id"],
+        )
+
+    def organization_exists(self, organization_id: str) -> bool:
+        with self._read() as db:
+            row = db.one_or_none("SELECT id FROM organizations WHERE id = ?", (organization_id,))
+        return row is not None
+
+    def environment(self, organization_id: str, environment_id: str) -> Environment | None:
+        with self._read() as db:
+            row = db.one_or_none(
+                "SELECT * FROM environments WHERE id = ? AND organization_id = ?",
+                (environment_id, organization_id),
+            )
+        if row is None:
+            return None
+        return Environment(row["id"], row["organization_id"], row["name"], row["network"])
+
+    # --- wallet reads ----------------------------------------------------------------
+
+    def list_wallets(
+        self,
+        organization_id: str,
+        *,
+        environment_id: str | None = None,
+        include_inactive: bool = False,
+    ) -> list[WalletView]:
+        """Visible wallets of an organization (one environment if given), oldest first;
+        deleted ones only with `include_inactive`."""
+        now = self.now()
+        sql = "SELECT * FROM wallets WHERE organization_id = ?"
+        args: list[Any] = [organization_id]
+        if environment_id is not None:
+            sql += " AND environment_id = ?"
+            args.append(environment_id)
+        sql += " ORDER BY created_at, id"
+        with self._read() as db:
+            views = self._views(db, db.all(sql, args), now)
+        return [v for v in views if v.visible and (include_inactive or v.active)]
+
+    def get_wallet(self, organization_id: str, wallet_id: str) -> WalletView | None:
+        """The wallet if its creation is visible (deleted wallets included), else None."""
+        view = self._peek(organization_id, wallet_id)
+        return view if view is not None and view.visible else None
+
+    def get_policies(self, organization_id: str, wallet_id: str) -> WalletPoliciesView | None:
+        """The wallet's policies, or None when the wallet is not visible or has never had
+        a policy update take effect."""
+        view = self.get_wallet(organization_id, wallet_id)
+        return view.policies if view is not None else None
+
+    def _peek(self, organization_id: str, wallet_id: str) -> WalletView | None:
+        with self._read() as db:
+            return self._view_in(db, organization_id, wallet_id, self.now())
+
+    def _view_in(
+        self, db: _Tx, organization_id: str, wallet_id: str, now: float
+    ) -> WalletView | None:
+        row = db.one_or_none(
+            "SELECT * FROM wallets WHERE id = ? AND organization_id = ?",
+            (wallet_id, organization_id),
+        )
+        if row is None:
+            return None
+        return self._views(db, [row], now)[0]
+
+    def _views(self, db: _Tx, rows: Sequence[sqlite3.Row], now: float) -> list[WalletView]:
+        if not rows:
+            return []
+        ids = [row["id"] for row in rows]
+        events: dict[str, list[sqlite3.Row]] = {i: [] for i in ids}
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start : chunk_start + 500]
+            marks = ",".join("?" for _ in chunk)
+            for ev in db.all(
+                f"SELECT * FROM events WHERE wallet_id IN ({marks}) ORDER BY seq", chunk
+            ):
+                events[ev["wallet_id"]].append(ev)
+        return [_fold(row, events[row["id"]], now) for row in rows]
+
+    # --- wallet writes ---------------------------------------------------------------
+
+    def create_wallet(self, organization_id: str, request: NewWallet, *, delay: float) -> None:
+        """Accept a create: checks the rules, takes the allocation now, and makes the
+        wallet visible `delay` seconds later. Raises RuleError."""
+        now = self.now()
+        with self._write() as db:
+            env = db.one_or_none(
+                "SELECT id FROM environments WHERE id = ? AND organization_id = ?",
+                (request.environment_id, organization_id),
+            )
+            if env is None:
+                raise RuleError(
+                    400,
+                    "invalid_request",
+                    "environment_id does not name an environment of this organization",
+                    {"fields": ["environment_id"]},
+                )
+            if db.one_or_none("SELECT id FROM wallets WHERE id = ?", (request.id,)) is not None:
+                raise RuleError(
+                    400,
+                    "invalid_request",
+                    "a wallet with this id already exists or existed; wallet ids are never "
+                    "reused: read the wallet instead of creating it again",
+                    {"fields": ["id"]},
+                )
+            line = db.one_or_none(
+                "SELECT * FROM lines_of_credit WHERE id = ? AND organization_id = ? "
+                "AND environment_id = ?",
+                (request.line_of_credit_id, organization_id, request.environment_id),
+            )
+            if line is None:
+                raise RuleError(
+                    400,
+                    "line_of_credit_not_found",
+                    "no line of credit with this id in the wallet's environment",
+                )
+            if line["disabled_at"] is not None:
+                raise RuleError(
+                    400,
+                    "line_of_credit_disabled",
+                    "the line of credit is disabled",
+                    {"line_of_credit_id": line["id"]},
+                )
+            if network_response_name(line["network"]) != network_response_name(request.network):
+                raise RuleError(
+                    400,
+                    "line_of_credit_network_mismatch",
+                    f"the line of credit is on {network_response_name(line['network'])}, "
+                    f"the wallet on {network_response_name(request.network)}",
+                )
+            allocated = self._allocated(db, line["id"], now)
+            line_limit = int(line["limit_units"])
+            if allocated + request.limit > line_limit:
+                raise RuleError(
+                    400,
+                    "line_of_credit_cannot_allocate_wallet_limit",
+                    f"the line of credit has {max(0, line_limit - allocated)} left to allocate, "
+                    f"the wallet asks for {request.limit}",
+                )
+            db.execute(
+                "INSERT INTO wallets (id, organization_id, environment_id, line_of_credit_id, "
+                "name, limit_units, network, metadata, balance_msats, created_at, visible_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                (
+                    request.id,
+                    organization_id,
+                    request.environment_id,
+                    request.line_of_credit_id,
+                    request.name,
+                    str(request.limit),
+                    request.network,
+                    json.dumps(request.metadata) if request.metadata is not None else None,
+                    now,
+                    now + max(0.0, delay),
+                ),
+            )
+
+    def rename_wallet(
+        self, organization_id: str, wallet_id: str, name: str, *, delay: float
+    ) -> None:
+        """Accept a rename of a visible, active wallet; the name shows after `delay`."""
+        now = self.now()
+        with self._write() as db:
+            view = self._view_in(db, organization_id, wallet_id, now)
+            if view is None or not view.visible or not view.active:
+                raise _wallet_not_found(wallet_id)
+            self._add_event(db, wallet_id, "rename", {"name": name}, now, now + delay)
+
+    def delete_wallet(
+        self, organization_id: str, wallet_id: str, *, delay: float, fails: bool = False
+    ) -> None:
+        """Accept a soft delete. After `delay` the wallet is inactive and its limit goes back
+        to the line of credit, or, when `fails`, `deletion_failed_at` is set and nothing
+        else changes. A second delete while one is pending is accepted and does nothing."""
+        now = self.now()
+        with self._write() as db:
+            view = self._view_in(db, organization_id, wallet_id, now)
+            if view is None or not view.visible or not view.active:
+                raise _wallet_not_found(wallet_id)
+            if view.balance_msats != 0:
+                raise RuleError(
+                    400,
+                    "wallet_not_empty",
+                    "the wallet still holds funds; move them out before deleting it",
+                    {"wallet_id": wallet_id},
+                )
+            if view.delete_pending:
+                return
+            self._add_event(db, wallet_id, "delete", {"fails": fails}, now, now + delay)
+
+    def update_policies(
+        self, organization_id: str, wallet_id: str, changes: Mapping[str, Any], *, delay: float
+    ) -> None:
+        """Accept a policy update (request field -> value, None removes). Raises RuleError
+        for an empty update or a wallet that is not visible and active."""
+        now = self.now()
+        unknown = sorted(set(changes) - set(POLICY_TYPES))
+        if unknown:
+            raise ValueError(f"unknown policy field(s): {', '.join(unknown)}")
+        with self._write() as db:
+            view = self._view_in(db, organization_id, wallet_id, now)
+            if view is None or not view.visible or not view.active:
+                raise RuleError(
+                    404,
+                    "wallet_policies_not_found",
+                    "no wallet with this id in the organization",
+                    {"wallet_id": wallet_id},
+                )
+            if not changes:
+                raise RuleError(
+                    400,
+                    "no_updates_provided",
+                    "the update names no policy",
+                    {"wallet_id": wallet_id},
+                )
+            self._add_event(db, wallet_id, "policies", dict(changes), now, now + delay)
+
+    def _add_event(
+        self,
+        db: _Tx,
+        wallet_id: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        accepted_at: float,
+        effective_at: float,
+    ) -> None:
+        # A wallet's changes take effect in the order they were accepted, never before
+        # the wallet itself is visible.
+        row = db.one(
+            "SELECT MAX(e) AS floor FROM (SELECT MAX(effective_at) AS e FROM events "
+            "WHERE wallet_id = ? UNION ALL SELECT visible_at AS e FROM wallets WHERE id = ?)",
+            (wallet_id, wallet_id),
+        )
+        floor = row["floor"]
+        effective = max(effective_at, floor) if floor is not None else effective_at
+        db.execute(
+            "INSERT INTO events (wallet_id, kind, payload, accepted_at, effective_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (wallet_id, kind, json.dumps(dict(payload)), accepted_at, effective),
+        )
+
+    def _allocated(self, db: _Tx, line_id: str, now: float) -> int:
+        rows = db.all("SELECT * FROM wallets WHERE line_of_credit_id = ?", (line_id,))
+        return sum(v.limit for v in self._views(db, rows, now) if v.holds_allocation)
+
+    def set_balance(self, wallet_id: str, balance_msats: int) -> None:
+        """Give a wallet funds (the emulator has no payments; tests and demos use this)."""
+        if isinstance(balance_msats, bool) or not isinstance(balance_msats, int):
+            raise ValueError("balance_msats must be an integer")
+        if not 0 <= balance_msats < 2**63:
+            raise ValueError("balance_msats must be >= 0")
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE wallets SET balance_msats = ? WHERE id = ?", (balance_msats, wallet_id)
+            )
+            if cur.rowcount == 0:
+                raise KeyError(wallet_id)
+
+    # --- lines of credit -------------------------------------------------------------
+
+    def line_summaries(
+        self,
+        organization_id: str,
+        *,
+        network: str | None = None,
+        environment_ids: Sequence[str] | None = None,
+        include_disabled: bool = False,
+    ) -> list[LineSummary]:
+        now = self.now()
+        with self._read() as db:
+            rows = db.all(
+                "SELECT * FROM lines_of_credit WHERE organization_id = ? ORDER BY id",
+                (organization_id,),
+            )
+            summaries = [self._summary(db, row, now) for row in rows]
+        result = []
+        for s in summaries:
+            if network is not None and network_response_name(s.network) != network_response_name(
+                network
+            ):
+                continue
+            if environment_ids is not None and s.environment_id not in environment_ids:
+                continue
+            if s.disabled_at is not None and not include_disabled:
+                continue
+            result.append(s)
+        return result
+
+    def line_summary(self, organization_id: str, line_id: str) -> LineSummary | None:
+        now = self.now()
+        with self._read() as db:
+            row = db.one_or_none(
+                "SELECT * FROM lines_of_credit WHERE id = ? AND organization_id = ?",
+                (line_id, organization_id),
+            )
+            return self._summary(db, row, now) if row is not None else None
+
+    def _summary(self, db: _Tx, row: sqlite3.Row, now: float) -> LineSummary:
+        return LineSummary(
+            id=row["id"],
+            organization_id=row["organization_id"],
+            environment_id=row["environment_id"],
+            network=row["network"],
+            limit=int(row["limit_units"]),
+            allocated_limit=self._allocated(db, row["id"], now),
+            currency=row["currency"],
+            disabled_at=row["disabled_at"],
+        )
+
+    # --- inspection ------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything in the world as plain data, pending changes included (no keys)."""
+        now = self.now()
+        with self._read() as db:
+            orgs = [r["id"] for r in db.all("SELECT id FROM organizations ORDER BY id")]
+            envs = [dict(r) for r in db.all("SELECT * FROM environments ORDER BY id")]
+            keys = db.all("SELECT organization_id, access, environment_id FROM api_keys")
+            line_rows = db.all("SELECT * FROM lines_of_credit ORDER BY id")
+            lines = [self._summary(db, r, now) for r in line_rows]
+            wallet_rows = db.all("SELECT * FROM wallets ORDER BY created_at, id")
+            wallets = self._views(db, wallet_rows, now)
+            pending = {
+                r["wallet_id"]: r["n"]
+                for r in db.all(
+                    "SELECT wallet_id, COUNT(*) AS n FROM events WHERE effective_at > ? "
+                    "GROUP BY wallet_id",
+                    (now,),
+                )
+            }
+        return {
+            "now": now,
+            "organizations": orgs,
+            "environments": envs,
+            "api_keys": [dict(k) for k in keys],
+            "lines_of_credit": [
+                {
+                    "id": s.id,
+                    "organization_id": s.organization_id,
+                    "environment_id": s.environment_id,
+                    "network": s.network,
+                    "limit": s.limit,
+                    "allocated_limit": s.allocated_limit,
+                    "currency": s.currency,
+                    "disabled": s.disabled_at is not None,
+                }
+                for s in lines
+            ],
+            "wallets": [
+                {
+                    "id": w.id,
+                    "organization_id": w.organization_id,
+                    "environment_id": w.environment_id,
+                    "line_of_credit_id": w.line_of_credit_id,
+                    "name": w.name,
+                    "limit": w.limit,
+                    "network": w.network,
+                    "metadata": w.metadata,
+                    "balance_msats": w.balance_msats,
+                    "visible": w.visible,
+                    "active": w.active,
+                    "deleted": w.deleted_at is not None,
+                    "deletion_failed": w.deletion_failed_at is not None,
+                    "pending_changes": pending.get(w.id, 0),
+                }
+                for w in wallets
+            ],
+        }
+
+
+class _Tx:
+    """Small helpers over the connection inside one transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, tuple(args))
+
+    def executescript_safe(self, script: str) -> None:
+        # executescript() would COMMIT the open transaction; run statement by statement.
+        for statement in script.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row:
+        row = self._db.execute(sql, tuple(args)).fetchone()
+        if row is None:  # pragma: no cover - aggregate queries always return a row
+            raise LookupError(sql)
+        return row
+
+    def one_or_none(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._db.execute(sql, tuple(args)).fetchone()
+        return row
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return list(self._db.execute(sql, tuple(args)).fetchall())
+
+
+def _wallet_not_found(wallet_id: str) -> RuleError:
+    return RuleError(
+        404,
+        "instance_not_found",
+        "no wallet with this id in the organization",
+        {"wallet_id": wallet_id},
+    )
+
+
+def _fold(row: sqlite3.Row, events: Sequence[sqlite3.Row], now: float) -> WalletView:
+    """The wallet at `now`: its row plus every event due by then, in acceptance order."""
+    wallet_id = row["id"]
+    created_at = float(row["created_at"])
+    name = row["name"]
+    updated_at = created_at
+    active = True
+    deleted_at: float | None = None
+    deletion_failed_at: float | None = None
+    delete_pending = False
+    policies: dict[str, PolicyRecord] = {}
+    policies_at: float | None = None
+    for ev in events:
+        payload = json.loads(ev["payload"])
+        at = float(ev["effective_at"])
+        if at > now:
+            if ev["kind"] == "delete" and not payload.get("fails"):
+                delete_pending = True
+            continue
+        if ev["kind"] == "rename":
+            name = payload["name"]
+            updated_at = at
+        elif ev["kind"] == "delete":
+            if payload.get("fails"):
+                deletion_failed_at = at
+            else:
+                active = False
+                deleted_at = at
+            updated_at = at
+        elif ev["kind"] == "policies":
+            _apply_policies(wallet_id, ev["seq"], policies, payload, at)
+            policies_at = at
+    metadata_text = row["metadata"]
+    policies_view = None
+    if policies_at is not None:
+        policies_view = WalletPoliciesView(
+            wallet_id=wallet_id,
+            organization_id=row["organization_id"],
+            policies=tuple(policies[t] for t in POLICY_ORDER if t in policies),
+            updated_at=policies_at,
+        )
+    return WalletView(
+        id=wallet_id,
+        organization_id=row["organization_id"],
+        environment_id=row["environment_id"],
+        line_of_credit_id=row["line_of_credit_id"],
+        name=name,
+        limit=int(row["limit_units"]),
+        network=row["network"],
+        metadata=json.loads(metadata_text) if metadata_text is not None else None,
+        balance_msats=int(row["balance_msats"]),
+        created_at=created_at,
+        updated_at=updated_at,
+        visible=now >= float(row["visible_at"]),
+        active=active,
+        deleted_at=deleted_at,
+        deletion_failed_at=deletion_failed_at,
+        delete_pending=delete_pending and active,
+        holds_allocation=active,
+        policies=policies_view,
+    )
+
+
+def _apply_policies(
+    wallet_id: str,
+    seq: int,
+    policies: dict[str, PolicyRecord],
+    changes: Mapping[str, Any],
+    at: float,
+) -> None:
+    for field_name, value in changes.items():
+        policy_type = POLICY_TYPES[field_name]
+        if value is None or (policy_type == "ofac_compliant" and value is False):
+            policies.pop(policy_type, None)
+            continue
+        current = policies.get(policy_type)
+        if current is not None:
+            if current.value != value:
+                policies[policy_type] = PolicyRecord(
+                    policy_type, current.id, value, current.created_at, at
+                )
+            continue
+        policy_id = str(uuid.uuid5(POLICY_NAMESPACE, f"{wallet_id}/{policy_type}/{seq}"))
+        policies[policy_type] = PolicyRecord(policy_type, policy_id, value, at, at)

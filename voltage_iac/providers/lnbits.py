@@ -1,0 +1,728 @@
+"""The LNbits provider: LNbits wallet JSON <-> model, and writes that are safe to repeat.
+
+Sits between the engine and an LNbits server (it speaks HTTP itself through httpx; the
+LNbits API is small). Called by `connect.open_provider` for `provider.kind: lnbits`.
+
+LNbits picks wallet ids itself, ignores ids sent by a client, keeps no free-form metadata
+and lets several wallets share a name. Ownership therefore lives in the only field a
+client sets atomically at creation, the name: a wallet this tool creates for entry `tips`
+of stack `acme` is named `"<display name> [iac:acme:tips]"`. The suffix is the ownership
+marker, the part before it is the display name the configuration manages. Rules (see
+docs/lnbits.md):
+- a wallet whose name ends in a well-formed marker of this stack is owned by that entry;
+  every other wallet (no marker, another stack, a shared wallet) is unmanaged;
+- two live wallets with the same marker are ambiguous: `read` refuses (SafetyError) and
+  names them, nothing is planned or changed until a person resolves it in LNbits;
+- `create_wallet` lists first and returns the wallet an earlier (crashed) attempt left
+  behind instead of creating a second one; a create whose outcome is unknown is resolved
+  by listing, never by sending again blindly;
+- rename and delete act only on wallets that still carry this stack's marker.
+
+Listing uses only the paginated endpoint (`GET /api/v1/wallets` creates a wallet for an
+account that has none), pages through every wallet in id order, and checks the pages
+add up to the server's total: a listing that changed underneath is retried, then refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+from voltage_iac.errors import (
+    ApiError,
+    AuthError,
+    ConfigIssue,
+    InvalidRequestError,
+    MalformedResponseError,
+    NotFoundError,
+    RateLimitedError,
+    SafetyError,
+    SafetyViolation,
+    ServerError,
+    TransportError,
+    UsageError,
+    VoltageIacError,
+    WriteOutcomeUnknown,
+)
+from voltage_iac.model import (
+    Capabilities,
+    DesiredState,
+    LiveState,
+    LiveWallet,
+    Ownership,
+    Policies,
+)
+from voltage_iac.providers.base import CreateRequest
+from voltage_iac.secret import Secret, redact
+
+log = logging.getLogger("voltage_iac.provider.lnbits")
+
+CAPABILITIES = Capabilities(client_chosen_ids=False, immutable_fields=(), mutable_fields=("name",))
+
+ENV_URL = "LNBITS_URL"
+ENV_TOKEN = "LNBITS_ACCESS_TOKEN"
+ENV_USERNAME = "LNBITS_USERNAME"
+ENV_PASSWORD = "LNBITS_PASSWORD"
+
+DEFAULT_PAGE_SIZE = 1000  # the most LNbits returns in one page
+DEFAULT_MAX_PAGES = 1000
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_WAIT_TIMEOUT = 30.0
+READ_ATTEMPTS = 3  # tries for a read that meets a transport error, 429 or 5xx
+LISTING_ATTEMPTS = 3  # complete listings tried when wallets change while paging
+
+ENVIRONMENT = "default"  # LNbits has no environments; the config loader uses this name
+
+_PART = r"[a-z0-9][a-z0-9._-]{0,63}"
+MARKER_PREFIX = "[iac:"
+_MARKER_RE = re.compile(
+    rf"^(?P<display>.*) \[iac:(?P<stack>{_PART}):(?P<key>{_PART})"
+    r"(?::(?P<gen>[1-9][0-9]{0,8}))?\]$",
+    re.DOTALL,
+)
+_PART_RE = re.compile(rf"^{_PART}$")
+_MASKED_KEY_RE = re.compile(r"^\*+$")
+
+
+# --- identity: pure functions --------------------------------------------------------------
+
+
+def marker(stack: str, key: str, generation: int = 0) -> str:
+    """The ownership marker for entry `key` of `stack`, e.g. `[iac:acme:tips]`."""
+    if not _PART_RE.match(stack) or not _PART_RE.match(key):
+        raise UsageError(
+            f"stack {stack!r} / key {key!r} cannot be written into an LNbits wallet name",
+            hint="use 1-64 characters: lowercase letters, digits, '-', '_' or '.'",
+        )
+    if generation < 0:
+        raise UsageError(f"invalid generation {generation} for {key}")
+    suffix = f":{generation}" if generation else ""
+    return f"[iac:{stack}:{key}{suffix}]"
+
+
+def full_name(display: str, stack: str, key: str, generation: int = 0) -> str:
+    """The LNbits wallet name: display name, a space, then the ownership marker."""
+    check_display_name(display)
+    return f"{display} {marker(stack, key, generation)}"
+
+
+def check_display_name(display: str) -> None:
+    """Refuse display names that would make the stored name ambiguous."""
+    if MARKER_PREFIX in display:
+        raise UsageError(
+            f"wallet name {display!r} contains {MARKER_PREFIX!r}, which marks ownership on LNbits",
+            hint="choose a name without '[iac:'",
+        )
+    if not display.strip():
+        raise UsageError("an LNbits wallet name cannot be empty")
+
+
+def parse_name(name: str) -> tuple[str, Ownership | None]:
+    """Split a stored LNbits wallet name into (display name, ownership or None)."""
+    match = _MARKER_RE.match(name)
+    if not match:
+        return name, None
+    generation = int(match.group("gen") or 0)
+    return match.group("display"), Ownership(
+        stack=match.group("stack"), key=match.group("key"), generation=generation
+    )
+
+
+def validate_desired(desired: DesiredState, file: str = "") -> list[ConfigIssue]:
+    """Every reason the configuration cannot be served by LNbits (empty list: fine).
+
+    For the config loader: LNbits wallets have a name only.
+    """
+    where = file or (desired.files[0] if desired.files else "<config>")
+    issues: list[ConfigIssue] = []
+
+    def issue(path: str, message: str, hint: str | None = None, line: int | None = None) -> None:
+        issues.append(ConfigIssue(where, line, None, message, hint, path))
+
+    if not _PART_RE.match(desired.stack):
+        issue("stack", "the stack cannot be written into an LNbits wallet name")
+    for key, wallet in desired.wallets.items():
+        path = f"wallets.{key}"
+        line = wallet.source.line if wallet.source else None
+        unsupported = {
+            "limit": wallet.limit is not None,
+            "line_of_credit": wallet.line_of_credit is not None
+            or wallet.line_of_credit_id is not None,
+            "network": wallet.network is not None,
+            "policies": wallet.policies is not None,
+            "metadata": bool(wallet.metadata),
+            "pinned_id": wallet.pinned_id is not None,
+        }
+        for field_name, present in unsupported.items():
+            if present:
+                issue(
+                    f"{path}.{field_name}",
+                    f"`{field_name}` is not supported by the LNbits provider",
+                    "LNbits wallets have a name only; remove the field",
+                    line,
+                )
+        if not _PART_RE.match(key):
+            issue(path, "the key cannot be written into an LNbits wallet name", line=line)
+        if MARKER_PREFIX in wallet.name:
+            issue(f"{path}.name", "the name contains '[iac:', which marks ownership", line=line)
+        if not wallet.name.strip():
+            issue(f"{path}.name", "the name is empty", line=line)
+    return issues
+
+
+# --- the provider ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Wallet:
+    """One wallet as listed, with the fields the provider needs (the admin key stays hidden)."""
+
+    id: str
+    raw_name: str
+    display: str
+    owner: Ownership | None
+    balance_msat: int
+    admin_key: Secret | None  # None when the token may only read (keys masked)
+    shared: bool
+
+    def live(self) -> LiveWallet:
+        return LiveWallet(
+            id=self.id,
+            name=self.display,
+            environment_id=None,
+            owner=self.owner,
+            has_funds=self.balance_msat > 0,
+        )
+
+
+def _check_url(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise UsageError(
+            f"LNbits URL {url!r} is not an http(s) URL",
+            hint="set provider.url, e.g. http://127.0.0.1:5000",
+        )
+    return url.rstrip("/")
+
+
+class LnbitsProvider:
+    """The `Provider` for one LNbits account, authenticated by its bearer token."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        url: str,
+        token: Secret,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not token:
+            raise AuthError("no LNbits access token")
+        if not 1 <= page_size <= DEFAULT_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{DEFAULT_PAGE_SIZE}")
+        self.url = _check_url(url)
+        self._token = token
+        self._page_size = page_size
+        self._max_pages = max_pages
+        self._wait_timeout = wait_timeout
+        self._sleep = sleep
+        self._client = httpx.Client(
+            base_url=self.url,
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+            headers={"Accept": "application/json", "User-Agent": "voltage-iac"},
+        )
+        self._stack: str | None = None  # the stack of the last read or create
+        self._admin_keys: dict[str, Secret] = {}  # for redaction of error texts
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def from_environment(
+        cls,
+        desired: DesiredState,
+        environ: Mapping[str, str],
+        **kwargs: Any,
+    ) -> LnbitsProvider:
+        """Build from the config's `provider.url` (or LNBITS_URL) and credentials in the
+        environment: LNBITS_ACCESS_TOKEN, or LNBITS_USERNAME with LNBITS_PASSWORD."""
+        url = str(desired.provider_options.get("url") or "").strip()
+        url = url or environ.get(ENV_URL, "").strip()
+        if not url:
+            raise UsageError(
+                "no LNbits URL", hint=f"set provider.url in the configuration, or {ENV_URL}"
+            )
+        token = environ.get(ENV_TOKEN, "").strip()
+        username = environ.get(ENV_USERNAME, "").strip()
+        password = environ.get(ENV_PASSWORD, "")
+        if token and (username or password):
+            raise UsageError(
+                f"both {ENV_TOKEN} and {ENV_USERNAME}/{ENV_PASSWORD} are set",
+                hint="set only one way of signing in",
+            )
+        if token:
+            provider = cls(url, Secret(token), **kwargs)
+        elif username and password:
+            provider = cls(url, Secret("pending-login"), **kwargs)
+            try:
+                provider._token = provider._login(username, Secret(password))
+            except BaseException:
+                provider.close()
+                raise
+        else:
+            raise AuthError(
+                "no LNbits credentials",
+                hint=f"set {ENV_TOKEN} (an account access token), "
+                f"or {ENV_USERNAME} and {ENV_PASSWORD}",
+            )
+        provider._stack = desired.stack
+        return provider
+
+    def _login(self, username: str, password: Secret) -> Secret:
+        try:
+            response = self._client.post(
+                "/api/v1/auth", json={"username": username, "password": password.reveal()}
+            )
+        except httpx.HTTPError as exc:
+            raise TransportError(
+                f"LNbits at {self.url}: signing in failed: {type(exc).__name__}"
+            ) from None
+        finally:
+            self._client.cookies.clear()
+        if response.status_code in (401, 403):
+            raise AuthError(
+                f"LNbits at {self.url} refused the username/password of {ENV_USERNAME}",
+                status=response.status_code,
+            )
+        if response.status_code == 429:
+            raise RateLimitedError(
+                f"LNbits at {self.url}: too many sign-in attempts; wait and try again",
+                status=429,
+            )
+        body = self._json(response, "POST /api/v1/auth")
+        if response.status_code != 200 or not isinstance(body, dict):
+            raise self._error_for(response, "POST /api/v1/auth", secrets=(password,))
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise MalformedResponseError(f"LNbits at {self.url}: sign-in returned no token")
+        return Secret(token)
+
+    # -- Provider ----------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        return f"LNbits at {self.url}"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def read(self, desired: DesiredState) -> LiveState:
+        self._stack = desired.stack
+        wallets = self._list()
+        self._refuse_duplicates(wallets, desired.stack)
+        return LiveState(
+            wallets=tuple(sorted((w.live() for w in wallets), key=lambda w: w.id)),
+            environments_read=(ENVIRONMENT,),
+            capabilities=self.capabilities,
+        )
+
+    def create_wallet(self, request: CreateRequest) -> str:
+        self._stack = request.stack
+        owner = Ownership(request.stack, request.wallet.key, request.generation)
+        name = full_name(request.wallet.name, request.stack, request.wallet.key, request.generation)
+        existing = self._find_owned(owner)
+        if existing is not None:
+            # An earlier attempt created it (crash or lost answer): adopt, never duplicate.
+            log.info("wallet for %s already exists as %s", request.wallet.key, existing.id)
+            if existing.raw_name != name:
+                self._patch_name(existing, name)
+            return existing.id
+        try:
+            body = self._request("POST", "/api/v1/wallet", json={"name": name}, write=True)
+        except WriteOutcomeUnknown:
+            found = self._find_owned(owner)
+            if found is not None:
+                return found.id
+            raise
+        wallet = self._wallet_from_json(body, "POST /api/v1/wallet")
+        if wallet.raw_name != name:
+            raise MalformedResponseError(
+                f"LNbits at {self.url} stored wallet {wallet.id} under another name than sent"
+            )
+        self._wait_until(
+            lambda: (w := self._get(wallet.id)) is not None and w.raw_name == name,
+            f"created wallet {wallet.id} to be listed",
+        )
+        return wallet.id
+
+    def rename_wallet(self, wallet_id: str, name: str) -> None:
+        check_display_name(name)
+        wallet = self._get(wallet_id)
+        if wallet is None:
+            raise NotFoundError(f"LNbits wallet {wallet_id} not found (deleted?)", status=404)
+        owner = self._require_owned(wallet, "rename")
+        new_name = full_name(name, owner.stack, owner.key, owner.generation)
+        if wallet.raw_name == new_name:
+            return
+        self._patch_name(wallet, new_name)
+
+    def update_policies(self, wallet_id: str, before: Policies | None, after: Policies) -> None:
+        raise UsageError(
+            "LNbits wallets have no policies",
+            hint="remove `policies` from wallets of an LNbits configuration",
+        )
+
+    def delete_wallet(self, wallet_id: str) -> None:
+        wallet = self._get(wallet_id)
+        if wallet is None:
+            return  # already deleted (LNbits deletes are soft and deleted wallets are hidden)
+        self._require_owned(wallet, "delete")
+        try:
+            self._request("DELETE", f"/api/v1/wallet/{wallet_id}", write=True)
+        except NotFoundError:
+            pass  # deleted meanwhile; confirmed below
+        except WriteOutcomeUnknown:
+            if self._get(wallet_id) is not None:
+                raise
+            return
+        self._wait_until(lambda: self._get(wallet_id) is None, f"wallet {wallet_id} to go")
+
+    # -- ownership checks ------------------------------------------------------------------
+
+    def _require_owned(self, wallet: _Wallet, action: str) -> Ownership:
+        owner = wallet.owner
+        if owner is None or wallet.shared or (self._stack and owner.stack != self._stack):
+            whose = f"stack {owner.stack}" if owner else "no stack"
+            raise SafetyError(
+                [
+                    SafetyViolation(
+                        key=owner.key if owner else wallet.id,
+                        what=f"will not {action} LNbits wallet {wallet.id}: its name no "
+                        f"longer carries this stack's marker (it belongs to {whose})",
+                    )
+                ]
+            )
+        return owner
+
+    def _refuse_duplicates(self, wallets: list[_Wallet], stack: str) -> None:
+        by_key: dict[str, list[_Wallet]] = {}
+        for wallet in wallets:
+            if wallet.owner is not None and wallet.owner.stack == stack:
+                by_key.setdefault(wallet.owner.key, []).append(wallet)
+        violations = [
+            SafetyViolation(
+                key=key,
+                what=f"{len(found)} LNbits wallets carry the marker "
+                f"{marker(stack, key)} ("
+                + ", ".join(
+                    f"{w.id} {w.raw_name!r}{' with funds' if w.balance_msat else ''}"
+                    for w in sorted(found, key=lambda w: w.id)
+                )
+                + "); keep the marker on one of them only (rename or delete the others in "
+                "LNbits), then run again",
+            )
+            for key, found in sorted(by_key.items())
+            if len(found) > 1
+        ]
+        if violations:
+            raise SafetyError(violations)
+
+    def _find_owned(self, owner: Ownership) -> _Wallet | None:
+        found = [
+            w
+            for w in self._list()
+            if w.owner is not None
+            and not w.shared
+            and (w.owner.stack, w.owner.key) == (owner.stack, owner.key)
+        ]
+        if len(found) > 1:
+            self._refuse_duplicates(found, owner.stack)
+        return found[0] if found else None
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def _patch_name(self, wallet: _Wallet, new_name: str) -> None:
+        if wallet.admin_key is None:
+            raise AuthError(
+                f"the LNbits access token may list wallets but not change them "
+                f"(wallet {wallet.id})",
+                hint="use a token with write access to /api/v1/wallet",
+            )
+        try:
+            self._request(
+                "PATCH",
+                "/api/v1/wallet",
+                json={"name": new_name},
+                headers={"X-Api-Key": wallet.admin_key.reveal()},
+                write=True,
+                bearer=False,
+            )
+        except WriteOutcomeUnknown:
+            current = self._get(wallet.id)
+            if current is None or current.raw_name != new_name:
+                raise
+            return
+        self._wait_until(
+            lambda: (w := self._get(wallet.id)) is not None and w.raw_name == new_name,
+            f"wallet {wallet.id} to show its new name",
+        )
+
+    def _wait_until(self, done: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + self._wait_timeout
+        delay = 0.05
+        while True:
+            if done():
+                return
+            if time.monotonic() >= deadline:
+                raise ApiError(
+                    f"LNbits at {self.url}: timed out after {self._wait_timeout:.0f}s "
+                    f"waiting for {what}"
+                )
+            self._sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _get(self, wallet_id: str) -> _Wallet | None:
+        """One live wallet by id (through the paginated list, filtered by id)."""
+        body = self._request(
+            "GET",
+            "/api/v1/wallet/paginated",
+            params={"id": wallet_id, "limit": 2, "offset": 0},
+        )
+        data, _ = self._page(body, 2)
+        matches = [self._wallet_from_json(item, "wallet list") for item in data]
+        matches = [w for w in matches if w.id == wallet_id]
+        if len(matches) > 1:
+            raise MalformedResponseError(f"LNbits at {self.url} listed wallet {wallet_id} twice")
+        return matches[0] if matches else None
+
+    def _list(self) -> list[_Wallet]:
+        """Every live wallet of the account, complete or not at all."""
+        for attempt in range(1, LISTING_ATTEMPTS + 1):
+            listing = self._list_once()
+            if listing is not None:
+                return listing
+            log.info("wallets changed while listing (attempt %d); listing again", attempt)
+        raise ApiError(
+            f"LNbits at {self.url}: the wallet list kept changing while it was read "
+            f"({LISTING_ATTEMPTS} attempts)",
+            hint="run again when no one else is changing wallets in this account",
+        )
+
+    def _list_once(self) -> list[_Wallet] | None:
+        seen: dict[str, _Wallet] = {}
+        totals: set[int] = set()
+        for page in range(self._max_pages):
+            body = self._request(
+                "GET",
+                "/api/v1/wallet/paginated",
+                params={
+                    "limit": self._page_size,
+                    "offset": page * self._page_size,
+                    "sortby": "id",
+                    "direction": "asc",
+                },
+            )
+            data, total = self._page(body, self._page_size)
+            if data:
+                totals.add(total)  # LNbits answers total=0 for an empty page past the end
+            for item in data:
+                wallet = self._wallet_from_json(item, "wallet list")
+                if wallet.id in seen:
+                    return None  # the pages shifted under us
+                seen[wallet.id] = wallet
+            if len(data) < self._page_size:
+                if len(totals) > 1 or (totals and totals.pop() != len(seen)):
+                    return None
+                return list(seen.values())
+        raise ApiError(
+            f"LNbits at {self.url}: more than {self._max_pages * self._page_size} wallets; "
+            "refusing to plan from a partial list"
+        )
+
+    def _page(self, body: Any, limit: int) -> tuple[list[Any], int]:
+        if not isinstance(body, dict):
+            raise MalformedResponseError(f"LNbits at {self.url}: wallet list is not an object")
+        data, total = body.get("data"), body.get("total")
+        if not isinstance(data, list) or not isinstance(total, int) or isinstance(total, bool):
+            raise MalformedResponseError(
+                f"LNbits at {self.url}: wallet list lacks `data` (list) or `total` (integer)"
+            )
+        if len(data) > limit:
+            raise MalformedResponseError(
+                f"LNbits at {self.url}: a page held more wallets than asked for"
+            )
+        return data, total
+
+    def _wallet_from_json(self, item: Any, what: str) -> _Wallet:
+        if not isinstance(item, dict):
+            raise MalformedResponseError(f"LNbits at {self.url}: {what}: a wallet is not an object")
+        wallet_id, name = item.get("id"), item.get("name")
+        if not isinstance(wallet_id, str) or not wallet_id or not isinstance(name, str):
+            raise MalformedResponseError(
+                f"LNbits at {self.url}: {what}: a wallet lacks `id` or `name`"
+            )
+        balance = item.get("balance_msat", 0)
+        if not isinstance(balance, int) or isinstance(balance, bool):
+            raise MalformedResponseError(
+                f"LNbits at {self.url}: {what}: wallet {wallet_id} has no integer balance"
+            )
+        raw_key = item.get("adminkey")
+        admin_key = None
+        if isinstance(raw_key, str) and raw_key and not _MASKED_KEY_RE.match(raw_key):
+            admin_key = Secret(raw_key)
+            self._admin_keys[wallet_id] = admin_key
+        wallet_type = item.get("wallet_type", "lightning")
+        shared = wallet_type != "lightning" or bool(item.get("shared_wallet_id"))
+        display, owner = parse_name(name)
+        if shared:  # a wallet shared into this account: its name is someone else's
+            display, owner = name, None
+        return _Wallet(
+            id=wallet_id,
+            raw_name=name,
+            display=display,
+            owner=owner,
+            balance_msat=balance,
+            admin_key=admin_key,
+            shared=shared,
+        )
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        write: bool = False,
+        bearer: bool = True,
+    ) -> Any:
+        what = f"{method} {path}"
+        send_headers = dict(headers or {})
+        if bearer:
+            send_headers["Authorization"] = f"Bearer {self._token.reveal()}"
+        attempts = 1 if write else READ_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            try:
+                response = self._client.request(
+                    method, path, params=params, json=json, headers=send_headers
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if not last:
+                    self._sleep(0.2 * attempt)
+                    continue
+                raise TransportError(
+                    f"LNbits at {self.url}: {what}: cannot connect ({type(exc).__name__})"
+                ) from None
+            except httpx.HTTPError as exc:
+                if write:
+                    raise WriteOutcomeUnknown(
+                        f"LNbits at {self.url}: {what}: no answer ({type(exc).__name__}); "
+                        "the change may or may not have been made"
+                    ) from None
+                if not last:
+                    self._sleep(0.2 * attempt)
+                    continue
+                raise TransportError(
+                    f"LNbits at {self.url}: {what}: {type(exc).__name__}"
+                ) from None
+            finally:
+                self._client.cookies.clear()  # LNbits sets session cookies; never keep them
+            status = response.status_code
+            if 200 <= status < 300:
+                return self._json(response, what)
+            if not write and not last and (status == 429 or status >= 500):
+                self._sleep(self._retry_after(response, attempt))
+                continue
+            if write and status >= 500:
+                raise WriteOutcomeUnknown(
+                    f"LNbits at {self.url}: {what}: HTTP {status}; "
+                    "the change may or may not have been made",
+                    status=status,
+                )
+            raise self._error_for(response, what)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _retry_after(response: httpx.Response, attempt: int) -> float:
+        value = response.headers.get("Retry-After", "")
+        try:
+            return min(max(float(value), 0.0), 10.0)
+        except ValueError:
+            return min(0.5 * attempt, 5.0)
+
+    def _json(self, response: httpx.Response, what: str) -> Any:
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise MalformedResponseError(
+                f"LNbits at {self.url}: {what}: the answer is not JSON "
+                f"(HTTP {response.status_code})",
+                status=response.status_code,
+            ) from None
+
+    def _detail(self, response: httpx.Response, secrets: tuple[Secret, ...] = ()) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            return ""
+        detail = body.get("detail") if isinstance(body, dict) else None
+        if isinstance(detail, list):  # validation errors
+            detail = "; ".join(
+                str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail
+            )
+        if not isinstance(detail, str):
+            return ""
+        text = redact(detail[:300], self._token, *secrets, *self._admin_keys.values())
+        return f": {text}"
+
+    def _error_for(
+        self, response: httpx.Response, what: str, secrets: tuple[Secret, ...] = ()
+    ) -> VoltageIacError:
+        status = response.status_code
+        detail = self._detail(response, secrets)
+        message = f"LNbits at {self.url}: {what}: HTTP {status}{detail}"
+        if 300 <= status < 400:
+            location = response.headers.get("location", "")
+            if "first_install" in location:
+                return ApiError(
+                    f"LNbits at {self.url} is not set up yet (first install pending)",
+                    status=status,
+                    hint="finish the first install in the LNbits web page",
+                )
+            return ApiError(f"{message} (redirected)", status=status, hint="check provider.url")
+        if status in (401, 403):
+            return AuthError(
+                message,
+                status=status,
+                hint=f"check {ENV_TOKEN} (or {ENV_USERNAME}/{ENV_PASSWORD})",
+            )
+        if status == 404:
+            return NotFoundError(message, status=status)
+        if status in (400, 413, 415, 422):
+            return InvalidRequestError(message, status=status)
+        if status == 429:
+            return RateLimitedError(message, status=status)
+        if status >= 500:
+            return ServerError(message, status=status)
+        return ApiError(message, status=status)

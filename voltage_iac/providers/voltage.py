@@ -1,0 +1,437 @@
+"""The Voltage provider: API JSON <-> model, and writes that are safe to repeat.
+
+Sits between the engine and `client.VoltageClient` (which only speaks HTTP). Reads turn
+the contract's `Wallet`, `WalletPolicies` and `SummaryLineOfCredit` objects into the
+model, checking their shape (a malformed answer is an error, never a wrong plan).
+Writes follow the API's rules: every 202 is followed by polling with a deadline until
+the change is visible, and a write whose outcome is unknown is resolved by reading
+before anything is sent again. Wallet ids are chosen by us and deterministic, so a
+repeated create can only ever address the same wallet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from voltage_iac import identity
+from voltage_iac.client import VoltageClient
+from voltage_iac.errors import (
+    ApiError,
+    InvalidRequestError,
+    MalformedResponseError,
+    NotFoundError,
+    VoltageIacError,
+    WriteOutcomeUnknown,
+)
+from voltage_iac.model import (
+    RESPONSE_NETWORKS,
+    Capabilities,
+    DesiredState,
+    LineOfCreditSummary,
+    LiveState,
+    LiveWallet,
+    Policies,
+    ProcessingFee,
+    frozen_map,
+)
+from voltage_iac.providers.base import CreateRequest
+
+log = logging.getLogger("voltage_iac.provider")
+
+T = TypeVar("T")
+
+
+class VisibilityTimeout(VoltageIacError):
+    """An accepted (202) change did not become visible before the deadline."""
+
+
+class VoltageProvider:
+    capabilities = Capabilities()
+
+    def __init__(
+        self,
+        client: VoltageClient,
+        organization_id: str,
+        *,
+        description: str = "Voltage API",
+        wait_timeout: float = 120.0,
+        poll_initial: float = 0.05,
+        poll_max: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.organization_id = organization_id
+        self._description = description
+        self.wait_timeout = wait_timeout
+        self.poll_initial = poll_initial
+        self.poll_max = poll_max
+        self._clock = clock
+        self._sleep = sleep
+
+    def describe(self) -> str:
+        return self._description
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- reads ---------------------------------------------------------------------------
+    def read(self, desired: DesiredState) -> LiveState:
+        org = self.organization_id
+        wallets: list[LiveWallet] = []
+        env_ids = [env.id for env in desired.environments.values()]
+        for env in desired.environments.values():
+            raw = self.client.list_wallets(org, env.id, inactive=True)
+            if not isinstance(raw, list):
+                raise MalformedResponseError(
+                    f"listing wallets of environment {env.name}: expected a JSON array"
+                )
+            for item in raw:
+                wallet = parse_wallet(item)
+                if wallet.environment_id != env.id:
+                    raise MalformedResponseError(
+                        f"listing wallets of environment {env.name}: wallet {wallet.id} "
+                        f"belongs to environment {wallet.environment_id}"
+                    )
+                wallets.append(wallet)
+        wallets = self._with_policies(desired, wallets)
+        summaries: dict[str, LineOfCreditSummary] = {}
+        if env_ids:
+            raw_lines = self.client.line_of_credit_summaries(
+                org, environment_ids=env_ids, include_disabled=True
+            )
+            if not isinstance(raw_lines, list):
+                raise MalformedResponseError("line of credit summaries: expected a JSON array")
+            for item in raw_lines:
+                summary = parse_line_of_credit(item)
+                summaries[summary.id] = summary
+        return LiveState(
+            wallets=tuple(sorted(wallets, key=lambda w: w.id)),
+            lines_of_credit=frozen_map(summaries),
+            environments_read=tuple(sorted(desired.environments)),
+            capabilities=self.capabilities,
+        )
+
+    def _with_policies(self, desired: DesiredState, wallets: list[LiveWallet]) -> list[LiveWallet]:
+        """Read policies only for active owned wallets whose config manages policies:
+        a wallet without `policies:` costs no request."""
+        managed = {k for k, w in desired.wallets.items() if w.policies is not None}
+        pinned = {w.pinned_id for w in desired.wallets.values() if w.pinned_id}
+        out = []
+        for wallet in wallets:
+            owner = wallet.owner
+            wants = wallet.active and (
+                wallet.id in pinned
+                or (owner is not None and owner.stack == desired.stack and owner.key in managed)
+            )
+            if wants:
+                raw = self.client.get_policies(self.organization_id, wallet.id)
+                policies = parse_policies(raw) if raw is not None else Policies()
+                wallet = _replace_policies(wallet, policies)
+            out.append(wallet)
+        return out
+
+    # -- writes --------------------------------------------------------------------------
+    def create_wallet(self, request: CreateRequest) -> str:
+        want = request.wallet
+        if request.wallet_id is None or want.environment_id is None:
+            raise VoltageIacError(f"{want.key}: no wallet id was planned")
+        if want.line_of_credit_id is None or want.network is None or want.limit is None:
+            raise VoltageIacError(f"{want.key}: line of credit, network and limit are required")
+        wallet_id = request.wallet_id
+        body = {
+            "id": wallet_id,
+            "environment_id": want.environment_id,
+            "line_of_credit_id": want.line_of_credit_id,
+            "name": want.name,
+            "network": want.network,
+            "limit": want.limit,
+            "metadata": identity.with_labels(
+                want.metadata, request.stack, want.key, request.generation
+            ),
+        }
+        org = self.organization_id
+
+        def exists() -> bool:
+            return self.client.get_wallet(org, wallet_id) is not None
+
+        try:
+            self.client.create_wallet(org, body)
+        except WriteOutcomeUnknown as exc:
+            log.info("create %s: outcome unknown (%s); reading before re-sending", wallet_id, exc)
+            if not self._poll(exists, self._ambiguity_window()):
+                self._resend_create(org, body)
+        except InvalidRequestError as exc:
+            if not _is_id_conflict(exc):
+                raise
+            # The id is already taken: an earlier attempt got through. Make sure it is ours.
+            self._poll(exists, self._ambiguity_window())
+        self._wait(exists, f"wallet {wallet_id} ({want.key}) to appear")
+        current = self.client.get_wallet(org, wallet_id)
+        if current is not None and not current.get("active", True):
+            raise VoltageIacError(
+                f"{want.key}: wallet id {wallet_id} belongs to a deleted wallet; "
+                "deleted ids cannot be reused",
+                hint="re-run plan: the next plan picks the next generation's id",
+            )
+        return wallet_id
+
+    def _resend_create(self, org: str, body: dict[str, Any]) -> None:
+        try:
+            self.client.create_wallet(org, body)
+        except InvalidRequestError as exc:
+            if not _is_id_conflict(exc):
+                raise
+        except WriteOutcomeUnknown:
+            log.info("create %s: outcome unknown again; waiting for it to appear", body["id"])
+
+    def rename_wallet(self, wallet_id: str, name: str) -> None:
+        org = self.organization_id
+
+        def renamed() -> bool:
+            current = self.client.get_wallet(org, wallet_id)
+            return current is not None and current.get("name") == name
+
+        self._write_then_wait(
+            lambda: self.client.update_wallet(org, wallet_id, name),
+            renamed,
+            f"wallet {wallet_id} to be renamed",
+        )
+
+    def update_policies(self, wallet_id: str, before: Policies | None, after: Policies) -> None:
+        body = after.update_body(before)
+        if not body:
+            return
+        org = self.organization_id
+
+        def applied() -> bool:
+            raw = self.client.get_policies(org, wallet_id)
+            current = parse_policies(raw) if raw is not None else Policies()
+            return current == after
+
+        self._write_then_wait(
+            lambda: self.client.update_policies(org, wallet_id, body),
+            applied,
+            f"policies of wallet {wallet_id} to change",
+        )
+
+    def delete_wallet(self, wallet_id: str) -> None:
+        org = self.organization_id
+        failed: list[str] = []
+
+        def gone() -> bool:
+            current = self.client.get_wallet(org, wallet_id)
+            if current is None:
+                return True
+            if current.get("deletion_failed_at") and current.get("active", True):
+                failed.append(str(current["deletion_failed_at"]))
+                return True
+            return not current.get("active", True)
+
+        def send() -> None:
+            with contextlib.suppress(NotFoundError):  # already gone
+                self.client.delete_wallet(org, wallet_id)
+
+        self._write_then_wait(send, gone, f"wallet {wallet_id} to be deleted")
+        if failed:
+            raise ApiError(
+                f"the API accepted the deletion of wallet {wallet_id} but it failed at {failed[0]}",
+                hint="check the wallet in the dashboard; re-run apply to try again",
+            )
+
+    # -- helpers -------------------------------------------------------------------------
+    def _write_then_wait(
+        self, send: Callable[[], None], done: Callable[[], bool], what: str
+    ) -> None:
+        try:
+            send()
+        except WriteOutcomeUnknown as exc:
+            log.info("%s: outcome unknown (%s); reading before re-sending", what, exc)
+            if not self._poll(done, self._ambiguity_window()):
+                try:
+                    send()
+                except WriteOutcomeUnknown:
+                    log.info("%s: outcome unknown again; waiting", what)
+        self._wait(done, what)
+
+    def _ambiguity_window(self) -> float:
+        return min(self.wait_timeout, 10.0)
+
+    def _poll(self, check: Callable[[], bool], budget: float) -> bool:
+        """Call `check` with growing pauses until it is true or `budget` seconds pass."""
+        deadline = self._clock() + budget
+        pause = self.poll_initial
+        while True:
+            if check():
+                return True
+            if self._clock() + pause > deadline:
+                return False
+            self._sleep(pause)
+            pause = min(pause * 2, self.poll_max)
+
+    def _wait(self, check: Callable[[], bool], what: str) -> None:
+        if not self._poll(check, self.wait_timeout):
+            raise VisibilityTimeout(
+                f"timed out after {self.wait_timeout:g}s waiting for {what}",
+                hint="the API accepted the change and may still apply it; "
+                "re-run apply to finish (it never duplicates a wallet)",
+            )
+
+
+def _is_id_conflict(exc: InvalidRequestError) -> bool:
+    fields = exc.context.get("fields")
+    return exc.error_type == "invalid_request" and isinstance(fields, list) and "id" in fields
+
+
+def _replace_policies(wallet: LiveWallet, policies: Policies) -> LiveWallet:
+    return dataclasses.replace(wallet, policies=policies)
+
+
+# -- parsing (contract JSON -> model) -----------------------------------------------------
+
+
+def _require(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = data.get(name)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise MalformedResponseError(f"{what}: field {name!r} is missing or has the wrong type")
+    return value
+
+
+def _uuid(value: Any, what: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise MalformedResponseError(f"{what}: {value!r} is not a UUID") from None
+
+
+def _optional_int(data: Mapping[str, Any], name: str, what: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedResponseError(f"{what}: field {name!r} is not a non-negative integer")
+    return value
+
+
+def parse_wallet(data: Any) -> LiveWallet:
+    """A contract `Wallet` object -> LiveWallet (ownership labels split off)."""
+    if not isinstance(data, dict):
+        raise MalformedResponseError("wallet: expected a JSON object")
+    wallet_id = _uuid(_require(data, "id", str, "wallet"), "wallet id")
+    what = f"wallet {wallet_id}"
+    name = _require(data, "name", str, what)
+    active = _require(data, "active", bool, what)
+    network = _require(data, "network", str, what)
+    if network not in RESPONSE_NETWORKS:
+        raise MalformedResponseError(f"{what}: unknown network {network!r}")
+    env = _uuid(_require(data, "environment_id", str, what), what)
+    loc = data.get("line_of_credit_id")
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise MalformedResponseError(f"{what}: metadata is not a string-to-string object")
+    user_metadata, owner = identity.split_labels(metadata)
+    return LiveWallet(
+        id=wallet_id,
+        name=name,
+        environment_id=env,
+        network=network,
+        line_of_credit_id=_uuid(loc, what) if loc is not None else None,
+        limit=_optional_int(data, "limit", what),
+        metadata=frozen_map(user_metadata),
+        active=active,
+        deleted_at=data.get("deleted_at"),
+        deletion_failed_at=data.get("deletion_failed_at"),
+        owner=owner,
+        has_funds=_has_funds(data.get("balances")),
+    )
+
+
+def _has_funds(balances: Any) -> bool:
+    if not isinstance(balances, list):
+        return False
+    for balance in balances:
+        if not isinstance(balance, dict):
+            continue
+        for field in ("total", "available"):
+            amount = balance.get(field)
+            if (
+                isinstance(amount, dict)
+                and isinstance(amount.get("amount"), int)
+                and amount["amount"] != 0
+            ):
+                return True
+    return False
+
+
+_POLICY_TYPES = {
+    "max_payment_size",
+    "transaction_velocity",
+    "send_volume_limit",
+    "reflex_approval",
+    "ofac_compliant",
+    "processing_fee",
+}
+
+
+def parse_policies(data: Any) -> Policies:
+    """A contract `WalletPolicies` object -> Policies."""
+    if not isinstance(data, dict) or not isinstance(data.get("policies"), list):
+        raise MalformedResponseError("wallet policies: expected an object with a policies array")
+    values: dict[str, Any] = {}
+    for item in data["policies"]:
+        if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
+            raise MalformedResponseError("wallet policies: malformed policy entry")
+        kind, body = item.get("type"), item["data"]
+        what = f"wallet policy {kind}"
+        if kind == "max_payment_size":
+            values["max_payment_size_sats"] = _require(body, "max_size_sats", int, what)
+        elif kind == "transaction_velocity":
+            values["transactions_per_minute"] = _require(body, "transactions_per_minute", int, what)
+        elif kind == "send_volume_limit":
+            values["send_volume_limit_sats"] = _require(body, "limit_sats", int, what)
+        elif kind == "reflex_approval":
+            values["template_id"] = _require(body, "template_id", str, what)
+        elif kind == "ofac_compliant":
+            values["ofac_compliant"] = True
+        elif kind == "processing_fee":
+            rates = _require(body, "rates", dict, what)
+            values["processing_fee"] = ProcessingFee(
+                send_basis_points=_require(rates, "send_basis_points", int, what),
+                receive_basis_points=_require(rates, "receive_basis_points", int, what),
+            )
+        else:
+            # A policy type this version does not know: refuse rather than plan blindly.
+            raise MalformedResponseError(
+                f"wallet policies: unknown policy type {kind!r}",
+                hint="upgrade voltage-iac, or remove `policies:` from this wallet's config",
+            )
+    return Policies(**values)
+
+
+def parse_line_of_credit(data: Any) -> LineOfCreditSummary:
+    if not isinstance(data, dict):
+        raise MalformedResponseError("line of credit summary: expected a JSON object")
+    loc_id = _uuid(_require(data, "id", str, "line of credit"), "line of credit id")
+    what = f"line of credit {loc_id}"
+    network = _require(data, "network", str, what)
+    limit = _optional_int(data, "limit", what)
+    allocated = _optional_int(data, "allocated_limit", what)
+    if limit is None or allocated is None:
+        raise MalformedResponseError(f"{what}: limit and allocated_limit are required")
+    return LineOfCreditSummary(
+        id=loc_id,
+        environment_id=_uuid(_require(data, "environment_id", str, what), what),
+        network=network,
+        limit=limit,
+        allocated_limit=allocated,
+        currency=str(data.get("currency", "btc")),
+        disabled=data.get("disabled_at") is not None,
+    )
