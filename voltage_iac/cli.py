@@ -12,6 +12,7 @@ A traceback is shown only with `--debug`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from voltage_iac.errors import (
     EXIT_INVALID,
     EXIT_OK,
     SafetyError,
+    SafetyViolation,
     StalePlanError,
     UsageError,
     VoltageIacError,
@@ -122,15 +124,22 @@ def _use_color(no_color: bool) -> bool:
 @click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR works too).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, verbose: int, no_color: bool) -> None:
-    """Voltage wallets as code: validate, plan, apply, and check for drift."""
+    """Lightning wallets as code (Voltage, LNbits): validate, plan, apply, check for drift."""
     _state["debug"] = debug
     ctx.obj = {"color": _use_color(no_color)}
+    # The HTTP libraries log headers at DEBUG (a server or proxy may echo the API key in
+    # one); the client's own log line says what -vv needs (method, path, status, timing).
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     if verbose:
         logging.basicConfig(
             level=logging.DEBUG if verbose > 1 else logging.INFO,
             format="%(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+
+
+_QUIET_LOGGERS = ("httpx", "httpcore", "h11", "h2", "hpack")
 
 
 def _connect_options(
@@ -187,10 +196,13 @@ def _check_targets(plan_targets: Sequence[str], desired_keys: Sequence[str], pla
 def validate(path: Path) -> int:
     """Check the configuration (schema, references, limits) without contacting any API."""
     desired = load_config(path)
-    envs = {w.environment for w in desired.wallets.values()}
+    where = ""
+    if desired.environments:
+        envs = {w.environment for w in desired.wallets.values()}
+        where = f" in {len(envs)} environment(s)"
     click.echo(
-        f"Configuration valid: stack {desired.stack}, {len(desired.wallets)} wallet(s) in "
-        f"{len(envs)} environment(s), provider {desired.provider_kind}."
+        f"Configuration valid: stack {desired.stack}, {len(desired.wallets)} wallet(s)"
+        f"{where}, provider {desired.provider_kind}."
     )
     return EXIT_OK
 
@@ -215,6 +227,12 @@ def validate(path: Path) -> int:
     is_flag=True,
     help="Exit 2 when the plan has changes, 0 when it has none.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Record in the plan that the mass-change and limit-increase guards are overridden "
+    "(apply --plan then needs --force too).",
+)
 @_backend_options
 @click.pass_context
 def plan(
@@ -223,6 +241,7 @@ def plan(
     fmt: str,
     out: Path | None,
     detailed_exitcode: bool,
+    force: bool,
     targets: tuple[str, ...],
     api_url: str | None,
     emulator_db: str | None,
@@ -234,6 +253,7 @@ def plan(
         the_plan = make_plan(desired, provider, targets=list(targets) or None)
         backend = provider.describe()
     _check_targets(targets, list(desired.wallets), the_plan)
+    the_plan = dataclasses.replace(the_plan, force=force)
     if fmt == "json":
         click.echo(render_json(the_plan), nl=False)
     elif fmt == "markdown":
@@ -326,6 +346,9 @@ def apply(
                 "nothing was changed",
                 ["the configuration or the live wallets changed since that plan was made"],
             )
+        the_plan = dataclasses.replace(the_plan, force=force)
+        if saved is not None:
+            _check_reviewed_force(saved, the_plan, plan_file)
         click.echo(render_text(the_plan, color=color, backend=provider.describe()), nl=False)
         if not the_plan.has_changes:
             return EXIT_OK
@@ -344,6 +367,31 @@ def apply(
             on_result=lambda result: _echo_result(result, color),
         )
     return _finish(report, color)
+
+
+def _check_reviewed_force(saved: dict[str, Any], fresh: Plan, plan_file: Path | None) -> None:
+    """A reviewed plan and its apply agree on --force: the override is part of the review."""
+    recorded = saved.get("force") is True
+    if recorded and not fresh.force:
+        overridden = "; ".join(str(o) for o in saved.get("overrides") or []) or "no guard"
+        raise SafetyError(
+            [
+                SafetyViolation(
+                    f"reviewed plan {plan_file}",
+                    f"was made with --force (it overrides: {overridden})",
+                    "--force",
+                )
+            ]
+        )
+    if fresh.force and not recorded and fresh.guard_violations():
+        raise StalePlanError(
+            f"the reviewed plan {plan_file} was made without --force, but applying it "
+            "overrides guards the review did not show; nothing was changed",
+            [
+                *(f"{v.key}: {v.what}" for v in fresh.guard_violations()),
+                "make the plan again with `plan --force --out FILE` and have it reviewed",
+            ],
+        )
 
 
 def _read_plan_file(path: Path) -> dict[str, Any]:

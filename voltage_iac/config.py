@@ -96,8 +96,10 @@ LNBITS_UNSUPPORTED_WALLET_FIELDS = {
     "limit": "LNbits wallets have no credit limit: remove it",
     "metadata": "LNbits wallets carry no metadata, so it could never be applied: remove it",
     "policies": "LNbits has no wallet policies: remove them",
-    "id": "LNbits chooses wallet ids itself and wallets are matched by name: remove it",
+    "id": "LNbits chooses wallet ids itself; a wallet is matched by the ownership marker "
+    "voltage-iac writes into its name (e.g. `Tips [iac:acme:tips]`): remove it",
 }
+LNBITS_MARKER_PREFIX = "[iac:"  # starts the ownership marker in an LNbits wallet name
 
 _KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _UUID_RE = re.compile(
@@ -1357,6 +1359,16 @@ class _Checker:
                             key=True,
                         )
                         ok = False
+                if name is not None and LNBITS_MARKER_PREFIX in name:
+                    self.issues.at(
+                        doc,
+                        (*path, "name"),
+                        f"the display name `{name}` contains `{LNBITS_MARKER_PREFIX}`, which "
+                        "starts the ownership marker voltage-iac adds to LNbits wallet names",
+                        "write the display name only (e.g. `Tips`, not `Tips [iac:stack:key]`); "
+                        "voltage-iac adds the marker itself",
+                    )
+                    ok = False
                 group = "default"
             else:
                 for field_name, hint in (

@@ -94,7 +94,14 @@ def open_provider(
     if desired.provider_kind == "lnbits":
         from voltage_iac.providers.lnbits import LnbitsProvider
 
-        lnbits = LnbitsProvider.from_environment(desired, env)
+        if options.api_url or options.emulator_db:
+            raise UsageError(
+                "--api-url and --emulator-db apply to the Voltage provider only",
+                hint="an LNbits config names its server in provider.url",
+            )
+        lnbits = LnbitsProvider.from_environment(
+            desired, env, wait_timeout=options.wait_timeout, timeout=options.request_timeout
+        )
         try:
             yield lnbits
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -73,7 +74,11 @@ class WalletChange:
         return None
 
     def limit_increase_factor(self) -> float | None:
-        """How many times the limit grows (replace only), or None."""
+        """How many times the limit grows (replace only), or None.
+
+        A limit raised from 0 (no credit) grows without bound: `math.inf`."""
+        if self.action is not Action.REPLACE:
+            return None
         change = self.field("limit")
         if (
             change is None
@@ -81,8 +86,10 @@ class WalletChange:
             or not isinstance(change.after, int)
         ):
             return None
-        if change.before <= 0 or change.after <= change.before:
+        if change.before < 0 or change.after <= change.before:
             return None
+        if change.before == 0:
+            return math.inf
         return change.after / change.before
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,6 +160,18 @@ class Plan:
     owned_wallet_ids: tuple[str, ...] = ()  # every owned live wallet seen (active)
     managed_counts: Mapping[str, int] = field(default_factory=dict)  # per environment
     guards: Guards = field(default_factory=Guards)
+    force: bool = False  # made with --force: the guards' verdicts are overridden, and recorded
+
+    @property
+    def touches_mainnet(self) -> bool:
+        """True when any change acts on a mainnet wallet (real money)."""
+        return any(c.mainnet for c in self.actionable)
+
+    def overrides(self) -> list[str]:
+        """The guards that --force overrides in this plan (empty unless made with force)."""
+        if not self.force:
+            return []
+        return [f"{v.key}: {v.what}" for v in self.guard_violations()]
 
     # -- views -------------------------------------------------------------------------
     @property
@@ -191,6 +210,9 @@ class Plan:
         body["unmanaged"] = [u.to_dict() for u in self.unmanaged]
         body["capacity_problems"] = [p.to_dict() for p in self.capacity_problems]
         body["warnings"] = list(self.warnings)
+        body["mainnet"] = self.touches_mainnet
+        body["force"] = self.force
+        body["overrides"] = self.overrides()
         return body
 
     def _checksummed_body(self) -> dict[str, Any]:
@@ -226,16 +248,8 @@ class Plan:
                     violations.append(
                         SafetyViolation(change.key, f"would be replaced ({why})", "--allow-replace")
                     )
-                factor = change.limit_increase_factor()
-                if factor is not None and factor > self.guards.limit_increase_factor and not force:
-                    violations.append(
-                        SafetyViolation(
-                            change.key,
-                            f"limit would grow {factor:g}x (guard: "
-                            f"{self.guards.limit_increase_factor:g}x)",
-                            "--force",
-                        )
-                    )
+                if not force:
+                    violations.extend(self._limit_violations(change))
             elif change.action is Action.DELETE:
                 if change.protected:
                     violations.append(
@@ -267,6 +281,27 @@ class Plan:
             )
         return violations
 
+    def guard_violations(self) -> list[SafetyViolation]:
+        """What the mass-change and limit-increase guards refuse (what --force overrides)."""
+        out: list[SafetyViolation] = []
+        for change in self.actionable:
+            out.extend(self._limit_violations(change))
+        out.extend(self._mass_change_violations())
+        return out
+
+    def _limit_violations(self, change: WalletChange) -> list[SafetyViolation]:
+        factor = change.limit_increase_factor()
+        if factor is None or factor <= self.guards.limit_increase_factor:
+            return []
+        return [
+            SafetyViolation(
+                change.key,
+                f"limit would grow {describe_factor(factor)} (guard: "
+                f"{self.guards.limit_increase_factor:g}x)",
+                "--force",
+            )
+        ]
+
     def _mass_change_violations(self) -> list[SafetyViolation]:
         destructive: dict[str, int] = {}
         for change in self.actionable:
@@ -288,6 +323,11 @@ class Plan:
                     )
                 )
         return out
+
+
+def describe_factor(factor: float) -> str:
+    """How a limit increase reads: `20x`, or `from 0` for a limit raised from no credit."""
+    return "from 0" if math.isinf(factor) else f"{factor:g}x"
 
 
 def canonical_json(data: Any) -> bytes:

@@ -171,7 +171,12 @@ def validate_desired(desired: DesiredState, file: str = "") -> list[ConfigIssue]
         if not _PART_RE.match(key):
             issue(path, "the key cannot be written into an LNbits wallet name", line=line)
         if MARKER_PREFIX in wallet.name:
-            issue(f"{path}.name", "the name contains '[iac:', which marks ownership", line=line)
+            issue(
+                f"{path}.name",
+                "the name contains '[iac:', which marks ownership",
+                "write the display name only; voltage-iac adds the marker itself",
+                line,
+            )
         if not wallet.name.strip():
             issue(f"{path}.name", "the name is empty", line=line)
     return issues

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from voltage_iac import identity
@@ -39,6 +39,7 @@ from voltage_iac.model import (
     Policies,
     ProcessingFee,
     frozen_map,
+    same_network,
 )
 from voltage_iac.providers.base import CreateRequest
 
@@ -93,11 +94,18 @@ class VoltageProvider:
                     f"listing wallets of environment {env.name}: expected a JSON array"
                 )
             for item in raw:
-                wallet = parse_wallet(item)
+                with _context(f"list wallets of environment {env.name} ({env.id})"):
+                    wallet = parse_wallet(item)
                 if wallet.environment_id != env.id:
                     raise MalformedResponseError(
                         f"listing wallets of environment {env.name}: wallet {wallet.id} "
                         f"belongs to environment {wallet.environment_id}"
+                    )
+                if any(seen.id == wallet.id for seen in wallets):
+                    # Listed twice, a wallet would look like a leftover of its own replacement.
+                    raise MalformedResponseError(
+                        f"listing wallets of environment {env.name}: wallet {wallet.id} "
+                        "is listed more than once"
                     )
                 wallets.append(wallet)
         wallets = self._with_policies(desired, wallets)
@@ -109,7 +117,8 @@ class VoltageProvider:
             if not isinstance(raw_lines, list):
                 raise MalformedResponseError("line of credit summaries: expected a JSON array")
             for item in raw_lines:
-                summary = parse_line_of_credit(item)
+                with _context("list lines of credit"):
+                    summary = parse_line_of_credit(item)
                 summaries[summary.id] = summary
         return LiveState(
             wallets=tuple(sorted(wallets, key=lambda w: w.id)),
@@ -132,7 +141,8 @@ class VoltageProvider:
             )
             if wants:
                 raw = self.client.get_policies(self.organization_id, wallet.id)
-                policies = parse_policies(raw) if raw is not None else Policies()
+                with _context(f"read policies of wallet {wallet.id}"):
+                    policies = parse_policies(raw) if raw is not None else Policies()
                 wallet = _replace_policies(wallet, policies)
             out.append(wallet)
         return out
@@ -180,6 +190,19 @@ class VoltageProvider:
                 "deleted ids cannot be reused",
                 hint="re-run plan: the next plan picks the next generation's id",
             )
+        if current is not None:
+            # The id may have been taken by an earlier apply's create that showed up late,
+            # made for an older version of the configuration: never report it as created.
+            differing = _fixed_fields_differ(body, current)
+            if differing:
+                raise VoltageIacError(
+                    f"{want.key}: wallet {wallet_id} already exists with another "
+                    f"{', '.join(differing)} (created by an earlier apply for an older "
+                    "configuration)",
+                    hint="re-run apply: the next plan replaces it with the configured settings",
+                )
+            if current.get("name") != want.name:
+                self.rename_wallet(wallet_id, want.name)
         return wallet_id
 
     def _resend_create(self, org: str, body: dict[str, Any]) -> None:
@@ -224,13 +247,17 @@ class VoltageProvider:
     def delete_wallet(self, wallet_id: str) -> None:
         org = self.organization_id
         failed: list[str] = []
+        # A deletion that failed before this one is old news: only a new failure counts.
+        before = self.client.get_wallet(org, wallet_id)
+        earlier_failure = before.get("deletion_failed_at") if before is not None else None
 
         def gone() -> bool:
             current = self.client.get_wallet(org, wallet_id)
             if current is None:
                 return True
-            if current.get("deletion_failed_at") and current.get("active", True):
-                failed.append(str(current["deletion_failed_at"]))
+            failed_at = current.get("deletion_failed_at")
+            if failed_at and failed_at != earlier_failure and current.get("active", True):
+                failed.append(str(failed_at))
                 return True
             return not current.get("active", True)
 
@@ -284,6 +311,30 @@ class VoltageProvider:
             )
 
 
+def _fixed_fields_differ(body: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """The fields fixed at creation on which a live wallet differs from a create body."""
+    out = []
+    for name in ("environment_id", "line_of_credit_id"):
+        if str(current.get(name) or "").lower() != str(body[name]).lower():
+            out.append(name)
+    if not same_network(body["network"], current.get("network")):
+        out.append("network")
+    if current.get("limit") != body["limit"]:
+        out.append("limit")
+    if (current.get("metadata") or {}) != body["metadata"]:
+        out.append("metadata")
+    return out
+
+
+@contextlib.contextmanager
+def _context(operation: str) -> Iterator[None]:
+    """Prefix a malformed-answer error with the read it came from."""
+    try:
+        yield
+    except MalformedResponseError as exc:
+        raise MalformedResponseError(f"{operation}: {exc.message}", hint=exc.hint) from None
+
+
 def _is_id_conflict(exc: InvalidRequestError) -> bool:
     fields = exc.context.get("fields")
     return exc.error_type == "invalid_request" and isinstance(fields, list) and "id" in fields
@@ -310,13 +361,32 @@ def _uuid(value: Any, what: str) -> str:
         raise MalformedResponseError(f"{what}: {value!r} is not a UUID") from None
 
 
+_U64_MAX = 2**64 - 1
+
+
 def _optional_int(data: Mapping[str, Any], name: str, what: str) -> int | None:
     value = data.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MalformedResponseError(f"{what}: field {name!r} is not a non-negative integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _U64_MAX:
+        raise MalformedResponseError(
+            f"{what}: field {name!r} is not an unsigned 64-bit integer: {_shown(value)}"
+        )
     return value
+
+
+def _bounded_int(data: Mapping[str, Any], name: str, what: str, low: int, high: int) -> int:
+    value = _require(data, name, int, what)
+    if not low <= value <= high:
+        raise MalformedResponseError(
+            f"{what}: field {name!r} is {_shown(value)}, outside {low}..{high}"
+        )
+    return int(value)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def parse_wallet(data: Any) -> LiveWallet:
@@ -329,7 +399,7 @@ def parse_wallet(data: Any) -> LiveWallet:
     active = _require(data, "active", bool, what)
     network = _require(data, "network", str, what)
     if network not in RESPONSE_NETWORKS:
-        raise MalformedResponseError(f"{what}: unknown network {network!r}")
+        raise MalformedResponseError(f"{what}: unknown network {_shown(network)}")
     env = _uuid(_require(data, "environment_id", str, what), what)
     loc = data.get("line_of_credit_id")
     metadata = data.get("metadata") or {}
@@ -338,19 +408,31 @@ def parse_wallet(data: Any) -> LiveWallet:
     ):
         raise MalformedResponseError(f"{what}: metadata is not a string-to-string object")
     user_metadata, owner = identity.split_labels(metadata)
+    limit = _optional_int(data, "limit", what)
+    if owner is not None and (limit is None or loc is None):
+        # voltage-iac creates every wallet with both: an answer without them is incomplete,
+        # and planning from it would replace the wallet.
+        missing = "limit" if limit is None else "line_of_credit_id"
+        raise MalformedResponseError(
+            f"{what}: field {missing!r} is missing, but this wallet was created with one "
+            "(an incomplete answer; nothing is planned from it)"
+        )
+    balances = data.get("balances")
+    if not isinstance(balances, list):
+        raise MalformedResponseError(f"{what}: field 'balances' is missing or not an array")
     return LiveWallet(
         id=wallet_id,
         name=name,
         environment_id=env,
         network=network,
         line_of_credit_id=_uuid(loc, what) if loc is not None else None,
-        limit=_optional_int(data, "limit", what),
+        limit=limit,
         metadata=frozen_map(user_metadata),
         active=active,
         deleted_at=data.get("deleted_at"),
         deletion_failed_at=data.get("deletion_failed_at"),
         owner=owner,
-        has_funds=_has_funds(data.get("balances")),
+        has_funds=_has_funds(balances),
     )
 
 
@@ -386,31 +468,37 @@ def parse_policies(data: Any) -> Policies:
     if not isinstance(data, dict) or not isinstance(data.get("policies"), list):
         raise MalformedResponseError("wallet policies: expected an object with a policies array")
     values: dict[str, Any] = {}
+    seen_types: set[Any] = set()
     for item in data["policies"]:
         if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
             raise MalformedResponseError("wallet policies: malformed policy entry")
         kind, body = item.get("type"), item["data"]
-        what = f"wallet policy {kind}"
+        what = f"wallet policy {_shown(kind)}"
+        if kind in seen_types:
+            raise MalformedResponseError(f"wallet policies: policy type {kind!r} appears twice")
+        seen_types.add(kind)
         if kind == "max_payment_size":
-            values["max_payment_size_sats"] = _require(body, "max_size_sats", int, what)
+            values["max_payment_size_sats"] = _bounded_int(body, "max_size_sats", what, 1, _U64_MAX)
         elif kind == "transaction_velocity":
-            values["transactions_per_minute"] = _require(body, "transactions_per_minute", int, what)
+            values["transactions_per_minute"] = _bounded_int(
+                body, "transactions_per_minute", what, 1, _U64_MAX
+            )
         elif kind == "send_volume_limit":
-            values["send_volume_limit_sats"] = _require(body, "limit_sats", int, what)
+            values["send_volume_limit_sats"] = _bounded_int(body, "limit_sats", what, 1, _U64_MAX)
         elif kind == "reflex_approval":
-            values["template_id"] = _require(body, "template_id", str, what)
+            values["template_id"] = _uuid(_require(body, "template_id", str, what), what)
         elif kind == "ofac_compliant":
             values["ofac_compliant"] = True
         elif kind == "processing_fee":
             rates = _require(body, "rates", dict, what)
             values["processing_fee"] = ProcessingFee(
-                send_basis_points=_require(rates, "send_basis_points", int, what),
-                receive_basis_points=_require(rates, "receive_basis_points", int, what),
+                send_basis_points=_bounded_int(rates, "send_basis_points", what, 0, 10_000),
+                receive_basis_points=_bounded_int(rates, "receive_basis_points", what, 0, 10_000),
             )
         else:
             # A policy type this version does not know: refuse rather than plan blindly.
             raise MalformedResponseError(
-                f"wallet policies: unknown policy type {kind!r}",
+                f"wallet policies: unknown policy type {_shown(kind)}",
                 hint="upgrade voltage-iac, or remove `policies:` from this wallet's config",
             )
     return Policies(**values)
@@ -422,6 +510,8 @@ def parse_line_of_credit(data: Any) -> LineOfCreditSummary:
     loc_id = _uuid(_require(data, "id", str, "line of credit"), "line of credit id")
     what = f"line of credit {loc_id}"
     network = _require(data, "network", str, what)
+    if network not in RESPONSE_NETWORKS:
+        raise MalformedResponseError(f"{what}: unknown network {_shown(network)}")
     limit = _optional_int(data, "limit", what)
     allocated = _optional_int(data, "allocated_limit", what)
     if limit is None or allocated is None:

@@ -9,7 +9,7 @@ sections are collapsed first, and the comment says what was left out.
 
 from __future__ import annotations
 
-from voltage_iac.plan import Action, Plan, WalletChange
+from voltage_iac.plan import Action, Plan, WalletChange, describe_factor
 from voltage_iac.render.values import ACTION_PHRASE, ACTION_SYMBOL, show_value
 
 DEFAULT_MAX_CHARS = 60_000
@@ -143,11 +143,17 @@ def _banners(plan: Plan) -> list[str]:
         "WARNING",
         "Limits increase",
         [
-            f"`{escape(c.key)}`: {factor:g}x ({show_value('limit', _before(c))} -> "
+            f"`{escape(c.key)}`: {describe_factor(factor)} "
+            f"({show_value('limit', _before(c))} -> "
             f"{show_value('limit', _after(c))})"
             for c in changes
             if (factor := c.limit_increase_factor()) is not None
         ],
+    )
+    banner(
+        "CAUTION",
+        "Guards overridden with --force",
+        [escape(item) for item in plan.overrides()],
     )
     banner(
         "IMPORTANT",

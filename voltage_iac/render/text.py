@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from voltage_iac.plan import Action, Plan, WalletChange
+from voltage_iac.plan import Action, Plan, WalletChange, describe_factor
 from voltage_iac.render.values import ACTION_PHRASE, ACTION_SYMBOL, show_value
 
 _COLOURS = {
@@ -44,6 +44,7 @@ def render_text(plan: Plan, *, color: bool = False, backend: str = "") -> str:
     actionable = plan.actionable
     if not actionable:
         lines.append("No changes. The live wallets match the configuration.")
+        lines.append("")
     else:
         lines.append("voltage-iac will perform the following actions:")
         lines.append("")
@@ -68,7 +69,18 @@ def render_text(plan: Plan, *, color: bool = False, backend: str = "") -> str:
         )
     for warning in plan.warnings:
         lines.append(paint("Warning: ", "yellow", bold=True) + warning)
-    if plan.capacity_problems or plan.warnings:
+    mainnet = [c for c in actionable if c.mainnet]
+    if mainnet:
+        lines.append(
+            paint("MAINNET: ", "red", bold=True)
+            + f"{len(mainnet)} change(s) act on mainnet wallets (real money): "
+            + ", ".join(c.key for c in mainnet)
+        )
+    overrides = plan.overrides()
+    if overrides:
+        lines.append(paint("Guards overridden with --force:", "red", bold=True))
+        lines.extend(f"    - {item}" for item in overrides)
+    if plan.capacity_problems or plan.warnings or mainnet or overrides:
         lines.append("")
 
     lines.append(paint(plan.summary_line(), None, bold=True))
@@ -94,7 +106,7 @@ def _change_lines(change: WalletChange, paint: Any) -> list[str]:
         notes.append("holds funds: the API refuses to delete a funded wallet")
     factor = change.limit_increase_factor()
     if factor is not None:
-        notes.append(f"limit grows {factor:g}x")
+        notes.append(f"limit grows {describe_factor(factor)}")
     if notes:
         out.append("    " + paint("! " + "; ".join(notes), "red"))
     if change.wallet_id and change.action is not Action.CREATE:

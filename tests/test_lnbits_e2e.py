@@ -1,0 +1,357 @@
+"""The real command line end to end against a real LNbits server and account.
+
+Every test that talks to LNbits is marked `lnbits` and gets a fresh, empty account on the
+session's server (`tests.lnbits_server`: 127.0.0.1 only, stopped at the end). The CLI
+reads the account's token from the environment, as a user's shell would provide it
+(`LNBITS_ACCESS_TOKEN`); the configuration names the server with `provider.url`.
+
+The checks look at the account through LNbits' own API, never through voltage-iac, and
+every output of the CLI is searched for the token and the wallets' admin keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from tests.lnbits_server import LnbitsAccount
+from voltage_iac.cli import cli
+from voltage_iac.errors import EXIT_AUTH, EXIT_CHANGES, EXIT_INVALID, EXIT_OK, EXIT_SAFETY
+
+STACK = "acme"
+WRONG_TOKEN = "wrong-token-Vb7Qm2Xc9Lp4Tz6R"  # distinctive, searched for in the output
+
+
+@dataclass
+class LnbitsCli:
+    """The CLI pointed at one LNbits account; remembers every output for the secret check."""
+
+    account: LnbitsAccount
+    tmp: Path
+    runner: CliRunner = field(default_factory=CliRunner)
+    outputs: list[str] = field(default_factory=list)
+
+    def config(self, wallets: dict[str, Any], *, stack: str = STACK, **extra: Any) -> Path:
+        doc = {
+            "version": 1,
+            "stack": stack,
+            "provider": {"kind": "lnbits", "url": self.account.url},
+            "wallets": wallets,
+            **extra,
+        }
+        path = self.tmp / f"{stack}.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        return path
+
+    def run(self, *argv: str, token: str | None = None) -> Result:
+        env: dict[str, str | None] = {
+            "LNBITS_ACCESS_TOKEN": token if token is not None else self.account.token.reveal(),
+            "LNBITS_USERNAME": None,
+            "LNBITS_PASSWORD": None,
+            "LNBITS_URL": None,
+            "NO_COLOR": "1",
+        }
+        result = self.runner.invoke(cli, list(argv), env=env, catch_exceptions=False)
+        self.outputs.append(result.stdout + result.stderr)
+        return result
+
+    def apply(self, path: Path, *flags: str) -> Result:
+        return self.run("apply", str(path), "--auto-approve", *flags)
+
+    # -- the account, seen through LNbits itself
+
+    def names(self) -> dict[str, str]:
+        """Wallet id -> full LNbits name, for every live wallet of the account."""
+        return {w["id"]: w["name"] for w in self.account.wallets()}
+
+    def rename_by_hand(self, wallet_id: str, name: str) -> None:
+        [wallet] = [w for w in self.account.wallets() if w["id"] == wallet_id]
+        with httpx.Client(base_url=self.account.url, timeout=30.0) as client:
+            response = client.patch(
+                "/api/v1/wallet", json={"name": name}, headers={"X-Api-Key": wallet["adminkey"]}
+            )
+            response.raise_for_status()
+
+
+@pytest.fixture
+def lnb(lnbits_account: LnbitsAccount, tmp_path: Path) -> Iterator[LnbitsCli]:
+    runner = LnbitsCli(lnbits_account, tmp_path)
+    yield runner
+    secrets = [lnbits_account.token.reveal(), WRONG_TOKEN]
+    secrets += [w["adminkey"] for w in lnbits_account.wallets()]
+    secrets += [w["inkey"] for w in lnbits_account.wallets()]
+    for output in runner.outputs:
+        for secret in secrets:
+            assert secret not in output, "a credential appeared in the CLI's output"
+
+
+def owned(lnb: LnbitsCli, stack: str = STACK) -> dict[str, str]:
+    """Wallet id -> full name, for the wallets that carry a marker of `stack`."""
+    return {i: n for i, n in lnb.names().items() if f" [iac:{stack}:" in n}
+
+
+# -- create, no-op, formats ------------------------------------------------------------------
+
+
+@pytest.mark.lnbits
+def test_plan_on_an_empty_account_changes_nothing(lnb: LnbitsCli) -> None:
+    empty = lnb.config({})
+    for argv in (
+        ("plan", str(empty)),
+        ("plan", str(empty), "--detailed-exitcode"),
+        ("drift", str(empty)),
+        ("apply", str(empty), "--auto-approve"),
+    ):
+        result = lnb.run(*argv)
+        assert result.exit_code == EXIT_OK, result.output
+        assert "No changes." in result.stdout or argv[0] == "drift", result.output
+    assert lnb.names() == {}, "reading an empty LNbits account must not create a wallet"
+
+    path = lnb.config({"tips": {"name": "Tips"}})
+    result = lnb.run("plan", str(path), "--detailed-exitcode")
+    assert result.exit_code == EXIT_CHANGES, result.output
+    assert "Plan: 1 to add, 0 to change, 0 to replace, 0 to destroy." in result.stdout
+    assert lnb.names() == {}, "plan must not create anything"
+
+
+@pytest.mark.lnbits
+def test_create_then_noop_then_plan_formats(lnb: LnbitsCli) -> None:
+    path = lnb.config({"tips": {"name": "Tips"}, "payroll": {"name": "Payroll"}})
+    first = lnb.apply(path)
+    assert first.exit_code == EXIT_OK, first.output
+    assert "Plan: 2 to add, 0 to change, 0 to replace, 0 to destroy." in first.stdout
+    assert "Apply complete: 2 done, 0 failed, 0 not started." in first.stdout
+    assert sorted(lnb.names().values()) == [
+        "Payroll [iac:acme:payroll]",
+        "Tips [iac:acme:tips]",
+    ]
+
+    again = lnb.apply(path)
+    assert again.exit_code == EXIT_OK, again.output
+    assert "No changes." in again.stdout
+    plan = lnb.run("plan", str(path), "--detailed-exitcode")
+    assert plan.exit_code == EXIT_OK, plan.output
+    assert "No changes." in plan.stdout
+    assert len(lnb.names()) == 2
+
+    as_json = lnb.run("plan", str(path), "--format", "json")
+    assert as_json.exit_code == EXIT_OK, as_json.output
+    doc = json.loads(as_json.stdout)
+    assert doc["provider"] == "lnbits"
+    assert doc["summary"]["add"] == 0 and doc["changes"] == []
+
+    changed = lnb.config({"tips": {"name": "Tips Jar"}, "payroll": {"name": "Payroll"}})
+    as_json = lnb.run("plan", str(changed), "--format", "json", "--detailed-exitcode")
+    assert as_json.exit_code == EXIT_CHANGES, as_json.output
+    doc = json.loads(as_json.stdout)
+    [change] = doc["changes"]
+    assert change["key"] == "tips" and change["action"] == "update"
+    tips_id = next(i for i, n in lnb.names().items() if n.startswith("Tips "))
+    assert change["wallet_id"] == tips_id
+
+    markdown = lnb.run("plan", str(changed), "--format", "markdown")
+    assert markdown.exit_code == EXIT_OK, markdown.output
+    assert "### voltage-iac plan" in markdown.stdout
+    assert "**Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.**" in markdown.stdout
+    assert "tips" in markdown.stdout and "Tips Jar" in markdown.stdout
+    assert lnb.names()[tips_id] == "Tips [iac:acme:tips]", "plan changed nothing"
+
+
+# -- rename, delete, protect -----------------------------------------------------------------
+
+
+@pytest.mark.lnbits
+def test_rename_in_place_keeps_the_wallet_and_its_marker(lnb: LnbitsCli) -> None:
+    assert lnb.apply(lnb.config({"tips": {"name": "Tips"}})).exit_code == EXIT_OK
+    [(wallet_id, name)] = lnb.names().items()
+    assert name == "Tips [iac:acme:tips]"
+
+    result = lnb.apply(lnb.config({"tips": {"name": "Tips Jar"}}))
+    assert result.exit_code == EXIT_OK, result.output
+    assert '~ name = "Tips" -> "Tips Jar"' in result.stdout
+    assert "0 to add, 1 to change, 0 to replace, 0 to destroy" in result.stdout
+    assert lnb.names() == {wallet_id: "Tips Jar [iac:acme:tips]"}
+    again = lnb.run("plan", str(lnb.config({"tips": {"name": "Tips Jar"}})), "--detailed-exitcode")
+    assert again.exit_code == EXIT_OK, again.output
+
+
+@pytest.mark.lnbits
+def test_delete_refused_then_allowed(lnb: LnbitsCli) -> None:
+    both = lnb.config({"tips": {"name": "Tips"}, "payroll": {"name": "Payroll"}})
+    assert lnb.apply(both).exit_code == EXIT_OK
+    payroll_id = next(i for i, n in lnb.names().items() if n.startswith("Payroll "))
+
+    one = lnb.config({"tips": {"name": "Tips"}})
+    refused = lnb.apply(one)
+    assert refused.exit_code == EXIT_SAFETY, refused.output
+    assert "--allow-delete" in refused.stderr
+    assert payroll_id in lnb.names(), "a refused apply deletes nothing"
+
+    allowed = lnb.apply(one, "--allow-delete")
+    assert allowed.exit_code == EXIT_OK, allowed.output
+    assert "0 to add, 0 to change, 0 to replace, 1 to destroy" in allowed.stdout
+    assert sorted(lnb.names().values()) == ["Tips [iac:acme:tips]"]
+    assert payroll_id not in lnb.names()
+    assert lnb.run("plan", str(one), "--detailed-exitcode").exit_code == EXIT_OK
+
+
+@pytest.mark.lnbits
+def test_protected_wallet_survives_applies_with_allow_delete(lnb: LnbitsCli) -> None:
+    path = lnb.config({"vault": {"name": "Vault", "protect": True}, "tips": {"name": "Tips"}})
+    assert lnb.apply(path).exit_code == EXIT_OK
+    vault_id = next(i for i, n in lnb.names().items() if n.startswith("Vault "))
+
+    # Renaming a protected wallet is an in-place change and allowed; deleting another
+    # wallet in the same apply never touches it.
+    path = lnb.config({"vault": {"name": "Vault Main", "protect": True}})
+    plan = lnb.run("plan", str(path), "--format", "json")
+    changes = {c["key"]: c for c in json.loads(plan.stdout)["changes"]}
+    assert changes["vault"]["action"] == "update" and changes["vault"]["protected"] is True
+    assert changes["tips"]["action"] == "delete"
+    result = lnb.apply(path, "--allow-delete", "--allow-replace", "--force")
+    assert result.exit_code == EXIT_OK, result.output
+    assert lnb.names() == {vault_id: "Vault Main [iac:acme:vault]"}
+
+    # Removing the entry removes its protection; the delete still needs --allow-delete.
+    gone = lnb.apply(lnb.config({}))
+    assert gone.exit_code == EXIT_SAFETY, gone.output
+    assert "--allow-delete" in gone.stderr
+    assert lnb.names() == {vault_id: "Vault Main [iac:acme:vault]"}
+
+
+# -- wallets that are not ours ---------------------------------------------------------------
+
+
+@pytest.mark.lnbits
+def test_unmanaged_wallets_are_listed_and_never_touched(lnb: LnbitsCli) -> None:
+    by_hand = lnb.account.create_wallet("Petty Cash")
+    other_stack = lnb.account.create_wallet("Shop [iac:other:tips]")
+    forged = lnb.account.create_wallet("Tips [iac:acme:tips")  # malformed marker
+    before = lnb.names()
+
+    path = lnb.config({"tips": {"name": "Tips"}})
+    plan = lnb.run("plan", str(path), "--format", "json")
+    assert plan.exit_code == EXIT_OK, plan.output
+    doc = json.loads(plan.stdout)
+    listed = {w["id"] for w in doc["unmanaged"]}
+    assert listed == {by_hand["id"], other_stack["id"], forged["id"]}
+    text = lnb.run("plan", str(path))
+    assert "Petty Cash" in text.stdout and "unmanaged" in text.stdout.lower()
+
+    result = lnb.apply(path, "--allow-delete")
+    assert result.exit_code == EXIT_OK, result.output
+    after = lnb.names()
+    assert {i: after[i] for i in before} == before, "unmanaged wallets keep their names"
+    assert len(after) == len(before) + 1
+
+    # An empty configuration still never deletes them.
+    empty = lnb.apply(lnb.config({}), "--allow-delete")
+    assert empty.exit_code == EXIT_OK, empty.output
+    assert lnb.names() == before
+
+
+# -- credentials -----------------------------------------------------------------------------
+
+
+@pytest.mark.lnbits
+def test_wrong_token_exits_4_without_showing_it(lnb: LnbitsCli) -> None:
+    path = lnb.config({"tips": {"name": "Tips"}})
+    for command in ("plan", "apply", "drift"):
+        argv = [command, str(path)] + (["--auto-approve"] if command == "apply" else [])
+        result = lnb.run(*argv, token=WRONG_TOKEN)
+        assert result.exit_code == EXIT_AUTH, result.output
+        assert WRONG_TOKEN not in result.stdout + result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+    assert lnb.names() == {}
+    missing = lnb.run("plan", str(path), token="")
+    assert missing.exit_code == EXIT_AUTH, missing.output
+    assert "LNBITS_ACCESS_TOKEN" in missing.stderr
+
+
+# -- drift -----------------------------------------------------------------------------------
+
+
+@pytest.mark.lnbits
+def test_drift_in_sync_then_after_a_rename_in_lnbits(lnb: LnbitsCli) -> None:
+    path = lnb.config({"tips": {"name": "Tips"}})
+    assert lnb.apply(path).exit_code == EXIT_OK
+    in_sync = lnb.run("drift", str(path))
+    assert in_sync.exit_code == EXIT_OK, in_sync.output
+
+    [wallet_id] = lnb.names()
+    lnb.rename_by_hand(wallet_id, "Tip Jar [iac:acme:tips]")
+    drift = lnb.run("drift", str(path), "--format", "json")
+    assert drift.exit_code == EXIT_CHANGES, drift.output
+    assert "tips" in drift.stdout and "Tip Jar" in drift.stdout
+    assert lnb.names() == {wallet_id: "Tip Jar [iac:acme:tips]"}, "drift changes nothing"
+
+    assert lnb.apply(path).exit_code == EXIT_OK
+    assert lnb.names() == {wallet_id: "Tips [iac:acme:tips]"}
+    assert lnb.run("drift", str(path)).exit_code == EXIT_OK
+
+
+@pytest.mark.lnbits
+def test_drift_reports_a_wallet_made_by_hand_unless_ignored(lnb: LnbitsCli) -> None:
+    path = lnb.config({"tips": {"name": "Tips"}})
+    assert lnb.apply(path).exit_code == EXIT_OK
+    by_hand = lnb.account.create_wallet("LNbits wallet")
+
+    drift = lnb.run("drift", str(path), "--format", "json")
+    assert drift.exit_code == EXIT_CHANGES, drift.output
+    assert by_hand["id"] in drift.stdout and "unmanaged" in drift.stdout
+
+    ignoring = lnb.config({"tips": {"name": "Tips"}}, ignore=["LNbits wallet:unmanaged"])
+    quiet = lnb.run("drift", str(ignoring))
+    assert quiet.exit_code == EXIT_OK, quiet.output
+    assert by_hand["id"] in lnb.names(), "drift changes nothing"
+
+
+# -- configuration refused before LNbits is contacted ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field_name", "value"),
+    [
+        ("limit", "1000 sat"),
+        ("line_of_credit", "main"),
+        ("policies", {"max_payment_size_sats": 1000}),
+        ("metadata", {"team": "tips"}),
+        ("environment", "staging"),
+        ("id", "123e4567-e89b-12d3-a456-426614174000"),
+    ],
+)
+def test_fields_lnbits_lacks_are_refused_at_validate(
+    tmp_path: Path, field_name: str, value: Any
+) -> None:
+    doc = {
+        "version": 1,
+        "stack": STACK,
+        "provider": {"kind": "lnbits", "url": "http://127.0.0.1:9"},
+        "wallets": {"tips": {"name": "Tips", field_name: value}},
+    }
+    path = tmp_path / "wallets.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["validate", str(path)], catch_exceptions=False)
+    assert result.exit_code == EXIT_INVALID, result.output
+    assert f"`{field_name}` is not supported by the lnbits provider" in result.stderr
+    assert "wallets.yaml:" in result.stderr and "fix:" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.lnbits
+def test_a_name_with_a_marker_is_refused_at_plan(lnb: LnbitsCli) -> None:
+    path = lnb.config({"tips": {"name": "Tips [iac:acme:payroll]"}})
+    for argv in (("validate", str(path)), ("plan", str(path))):
+        result = lnb.run(*argv)
+        assert result.exit_code == EXIT_INVALID, result.output
+        assert "contains `[iac:`" in result.stderr
+    assert lnb.apply(path).exit_code == EXIT_INVALID
+    assert lnb.names() == {}
