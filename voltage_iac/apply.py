@@ -110,7 +110,8 @@ def apply_plan(
     pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="apply")
     futures: dict[Future[OperationResult], WalletChange] = {}
     try:
-        futures = {pool.submit(run, change): change for change in changes}
+        for change in changes:  # one by one, so an interrupt here loses none of them
+            futures[pool.submit(run, change)] = change
         pending = set(futures)
         while pending:
             # A short wait keeps the main thread responsive to Ctrl-C.
@@ -129,6 +130,10 @@ def apply_plan(
             )
         else:
             report.results.append(future.result())
+    for change in changes[len(futures) :]:  # never submitted: interrupted while submitting
+        report.results.append(
+            OperationResult(change.key, change.action.value, "not started", change.wallet_id)
+        )
     return report
 
 

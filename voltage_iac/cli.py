@@ -480,7 +480,8 @@ def drift(
 ) -> int:
     """Report drift between the configuration and the live wallets; changes nothing.
 
-    Exit 0 in sync, 2 drift found, 1 error.
+    Exit 0 in sync, 2 drift found; an error is never 2 (1 API or network, 3 invalid
+    configuration, 4 authentication refused).
     """
     if targets:
         raise UsageError("drift always checks every wallet; --target is not supported")

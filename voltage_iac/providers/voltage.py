@@ -91,20 +91,20 @@ class VoltageProvider:
             raw = self.client.list_wallets(org, env.id, inactive=True)
             if not isinstance(raw, list):
                 raise MalformedResponseError(
-                    f"listing wallets of environment {env.name}: expected a JSON array"
+                    f"list wallets of environment {env.name} ({env.id}): expected a JSON array"
                 )
             for item in raw:
                 with _context(f"list wallets of environment {env.name} ({env.id})"):
                     wallet = parse_wallet(item)
                 if wallet.environment_id != env.id:
                     raise MalformedResponseError(
-                        f"listing wallets of environment {env.name}: wallet {wallet.id} "
+                        f"list wallets of environment {env.name} ({env.id}): wallet {wallet.id} "
                         f"belongs to environment {wallet.environment_id}"
                     )
                 if any(seen.id == wallet.id for seen in wallets):
                     # Listed twice, a wallet would look like a leftover of its own replacement.
                     raise MalformedResponseError(
-                        f"listing wallets of environment {env.name}: wallet {wallet.id} "
+                        f"list wallets of environment {env.name} ({env.id}): wallet {wallet.id} "
                         "is listed more than once"
                     )
                 wallets.append(wallet)
