@@ -73,6 +73,16 @@ __all__ = [
 ]
 
 # Limits of the loader (documented in docs/configuration.md).
+# Environment variables that hold credentials: refused in ${VAR} interpolation, so that a
+# key can never be written into a wallet name or metadata and shown in a plan.
+SECRET_VARIABLES = frozenset(
+    {
+        "VOLTAGE_API_KEY",
+        "VOLTAGE_API_KEY_FILE",
+        "LNBITS_ACCESS_TOKEN",
+        "LNBITS_PASSWORD",
+    }
+)
 MAX_FILE_BYTES = 1024 * 1024  # per file, checked before parsing
 MAX_DEPTH = 32  # nesting of mappings and lists (a real configuration needs 6)
 MAX_NODES = 300_000  # values built per file, aliases expanded
@@ -626,7 +636,17 @@ class _Builder:
             elif name is not None:
                 names.append(name)
                 value = self.environ.get(name)
-                if value is None:
+                if name in SECRET_VARIABLES:
+                    self.issues.at(
+                        self.doc,
+                        path,
+                        f"${{{name}}} holds a credential and cannot be used in the "
+                        "configuration (it would be shown in plans and reports)",
+                        f"remove ${{{name}}}; credentials are read from the environment "
+                        "directly and never belong in the YAML",
+                    )
+                    self.doc.broken.add(path)
+                elif value is None:
                     self.issues.at(
                         self.doc,
                         path,
