@@ -171,14 +171,16 @@ def _backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
         help="API base URL, overriding the config and VOLTAGE_API_URL ('emulator' for "
         "the embedded emulator).",
     )(func)
-    func = click.option(
-        "--target",
-        "targets",
-        multiple=True,
-        metavar="KEY",
-        help="Limit the plan to this wallet key (repeatable).",
-    )(func)
     return func
+
+
+_target_option = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="KEY",
+    help="Limit the plan to this wallet key (repeatable).",
+)
 
 
 def _check_targets(plan_targets: Sequence[str], desired_keys: Sequence[str], plan: Plan) -> None:
@@ -234,6 +236,7 @@ def validate(path: Path) -> int:
     "(apply --plan then needs --force too).",
 )
 @_backend_options
+@_target_option
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -304,6 +307,7 @@ def _write_private(path: Path, text: str) -> None:
     help="Apply only if the new plan has this checksum (as printed by plan).",
 )
 @_backend_options
+@_target_option
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -365,8 +369,17 @@ def apply(
             parallelism=parallelism,
             on_start=lambda change: _echo_start(change),
             on_result=lambda result: _echo_result(result, color),
+            on_interrupt=_echo_interrupt,
         )
     return _finish(report, color)
+
+
+def _echo_interrupt(running: int) -> None:
+    click.echo(
+        f"Interrupted: no new operation starts; waiting for {running} running "
+        f"operation{'' if running == 1 else 's'} to finish.",
+        err=True,
+    )
 
 
 def _check_reviewed_force(saved: dict[str, Any], fresh: Plan, plan_file: Path | None) -> None:
@@ -473,7 +486,6 @@ def drift(
     path: Path,
     fmt: str,
     output: Path | None,
-    targets: tuple[str, ...],
     api_url: str | None,
     emulator_db: str | None,
     timeout: float,
@@ -483,8 +495,6 @@ def drift(
     Exit 0 in sync, 2 drift found; an error is never 2 (1 API or network, 3 invalid
     configuration, 4 authentication refused).
     """
-    if targets:
-        raise UsageError("drift always checks every wallet; --target is not supported")
     desired = load_config(path)
     with open_provider(desired, _connect_options(api_url, emulator_db, timeout)) as provider:
         live = provider.read(desired)
@@ -522,14 +532,11 @@ def import_command(
     path: Path,
     environment: str,
     output: Path | None,
-    targets: tuple[str, ...],
     api_url: str | None,
     emulator_db: str | None,
     timeout: float,
 ) -> int:
     """Write YAML adopting wallets that exist but are not in the configuration."""
-    if targets:
-        raise UsageError("import does not take --target")
     desired = load_config(path)
     if environment not in desired.environments:
         raise UsageError(
