@@ -69,7 +69,9 @@ def _bind(host: str, port: int) -> socket.socket:
         )
     address = "127.0.0.1" if host.strip().lower() == "localhost" else host.strip().strip("[]")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio then disables Nagle's algorithm on accepted
+    # connections; without it every answer with a body waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address, port))

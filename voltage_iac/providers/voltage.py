@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from voltage_iac import identity
@@ -86,6 +87,7 @@ class VoltageProvider:
     def read(self, desired: DesiredState) -> LiveState:
         org = self.organization_id
         wallets: list[LiveWallet] = []
+        seen_ids: set[str] = set()
         env_ids = [env.id for env in desired.environments.values()]
         for env in desired.environments.values():
             raw = self.client.list_wallets(org, env.id, inactive=True)
@@ -101,12 +103,13 @@ class VoltageProvider:
                         f"list wallets of environment {env.name} ({env.id}): wallet {wallet.id} "
                         f"belongs to environment {wallet.environment_id}"
                     )
-                if any(seen.id == wallet.id for seen in wallets):
+                if wallet.id in seen_ids:
                     # Listed twice, a wallet would look like a leftover of its own replacement.
                     raise MalformedResponseError(
                         f"list wallets of environment {env.name} ({env.id}): wallet {wallet.id} "
                         "is listed more than once"
                     )
+                seen_ids.add(wallet.id)
                 wallets.append(wallet)
         wallets = self._with_policies(desired, wallets)
         summaries: dict[str, LineOfCreditSummary] = {}
@@ -132,20 +135,28 @@ class VoltageProvider:
         a wallet without `policies:` costs no request."""
         managed = {k for k, w in desired.wallets.items() if w.policies is not None}
         pinned = {w.pinned_id for w in desired.wallets.values() if w.pinned_id}
-        out = []
-        for wallet in wallets:
+
+        def wants(wallet: LiveWallet) -> bool:
             owner = wallet.owner
-            wants = wallet.active and (
+            return wallet.active and (
                 wallet.id in pinned
                 or (owner is not None and owner.stack == desired.stack and owner.key in managed)
             )
-            if wants:
-                raw = self.client.get_policies(self.organization_id, wallet.id)
-                with _context(f"read policies of wallet {wallet.id}"):
-                    policies = parse_policies(raw) if raw is not None else Policies()
-                wallet = _replace_policies(wallet, policies)
-            out.append(wallet)
-        return out
+
+        def with_policies(wallet: LiveWallet) -> LiveWallet:
+            raw = self.client.get_policies(self.organization_id, wallet.id)
+            with _context(f"read policies of wallet {wallet.id}"):
+                policies = parse_policies(raw) if raw is not None else Policies()
+            return _replace_policies(wallet, policies)
+
+        todo = [w for w in wallets if wants(w)]
+        if not todo:
+            return wallets
+        # One read per wallet is the API's shape; do them a few at a time. Any failure
+        # propagates (the whole read fails closed).
+        with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
+            read = {w.id: w for w in pool.map(with_policies, todo)}
+        return [read.get(w.id, w) for w in wallets]
 
     # -- writes --------------------------------------------------------------------------
     def create_wallet(self, request: CreateRequest) -> str:
@@ -168,8 +179,13 @@ class VoltageProvider:
         }
         org = self.organization_id
 
+        last: dict[str, Any] = {}
+
         def exists() -> bool:
-            return self.client.get_wallet(org, wallet_id) is not None
+            found = self.client.get_wallet(org, wallet_id)
+            if found is not None:
+                last["wallet"] = found
+            return found is not None
 
         try:
             self.client.create_wallet(org, body)
@@ -183,7 +199,7 @@ class VoltageProvider:
             # The id is already taken: an earlier attempt got through. Make sure it is ours.
             self._poll(exists, self._ambiguity_window())
         self._wait(exists, f"wallet {wallet_id} ({want.key}) to appear")
-        current = self.client.get_wallet(org, wallet_id)
+        current = last.get("wallet")
         if current is not None and not current.get("active", True):
             raise VoltageIacError(
                 f"{want.key}: wallet id {wallet_id} belongs to a deleted wallet; "

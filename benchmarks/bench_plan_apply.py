@@ -1,0 +1,640 @@
+#!/usr/bin/env python3
+"""Benchmark of `plan` and `apply` against the Voltage API emulator served on loopback.
+
+Starts `python -m voltage_iac emulator serve` in a subprocess (127.0.0.1, a port the OS
+picks, a temporary database, optional added latency per request, a small visibility
+delay) and measures the tool over real HTTP:
+
+(a) a plan over N wallets that are already in sync (seeded exactly as voltage-iac would
+    have created them), for N = wallets-plan, wallets-plan/10 and wallets-plan/100, with
+    no added latency and with --latency-ms: time and API requests. The request count of
+    a plan is per environment, not per wallet, and the benchmark checks that it is the
+    same for every N. One more row shows the cost of wallets whose configuration
+    manages policies (one policies read each).
+(b) applying wallets-apply new wallets at parallelism 1 and at parallelism 16, with the
+    added latency: time, requests and the speed-up.
+
+Usage:
+    python benchmarks/bench_plan_apply.py [--wallets-plan 10000] [--wallets-apply 1000]
+                                          [--latency-ms 50] [--quick] [--json] [--out FILE]
+
+Prints a table (to stderr with --json, which prints the results as JSON on stdout) and
+writes the results as JSON to benchmarks/results/latest.json unless --out says otherwise.
+Exit status: 0 when every measurement completed and the plan request count did not
+depend on the wallet count; 1 otherwise. Timing targets are reported, never enforced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from voltage_iac import __version__, identity
+from voltage_iac.apply import apply_plan, make_plan
+from voltage_iac.client import VoltageClient
+from voltage_iac.config import load_config
+from voltage_iac.model import DesiredState
+from voltage_iac.providers.voltage import VoltageProvider
+from voltage_iac.secret import Secret
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "results" / "latest.json"
+
+# Fixed namespace for the benchmark's organizations, environments and lines of credit.
+BENCH_NAMESPACE = uuid.UUID("3d0c5b1e-8f2a-5e47-9b6d-0a1c2e3f4b5d")
+STACK = "bench"
+NETWORK = "mutinynet"
+WALLET_LIMIT = "1000 sat"
+WALLET_LIMIT_MSATS = 1_000_000
+LINE_LIMIT_MSATS = 10**15  # ample room for every wallet of a run
+WALLETS_PER_FILE = 2_000  # keeps each configuration file well under the 1 MiB limit
+POLICIES = {"max_payment_size_sats": 50_000}
+API_KEY_ENV = "VOLTAGE_API_KEY"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+HTTP_TIMEOUT = 120.0
+PARALLELISMS = (1, 16)
+TARGET_SPEEDUP = 8.0
+
+
+class BenchmarkError(Exception):
+    """A measurement could not be completed or gave a wrong result."""
+
+
+# -- the world -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One organization with one environment and one line of credit."""
+
+    name: str
+    wallets: int  # wallets already in the emulator (and in the configuration)
+    configured: int  # wallets in the configuration
+    policies: bool = False
+
+    @property
+    def organization_id(self) -> str:
+        return str(uuid.uuid5(BENCH_NAMESPACE, f"organization/{self.name}"))
+
+    @property
+    def environment_id(self) -> str:
+        return str(uuid.uuid5(BENCH_NAMESPACE, f"environment/{self.name}"))
+
+    @property
+    def line_id(self) -> str:
+        return str(uuid.uuid5(BENCH_NAMESPACE, f"line/{self.name}"))
+
+
+def wallet_key(index: int) -> str:
+    return f"w{index:05d}"
+
+
+def user_metadata(index: int) -> dict[str, str]:
+    return {"team": f"team-{index % 10}", "cost-center": f"cc-{index % 7}"}
+
+
+def seed_document(scenario: Scenario) -> dict[str, Any]:
+    """The emulator seed: wallets exactly as voltage-iac creates them (deterministic id,
+    ownership labels in the metadata)."""
+    org, env, line = scenario.organization_id, scenario.environment_id, scenario.line_id
+    wallets = []
+    for i in range(scenario.wallets):
+        key = wallet_key(i)
+        wallets.append(
+            {
+                "id": identity.wallet_id(org, env, STACK, key, 0),
+                "environment_id": env,
+                "line_of_credit_id": line,
+                "name": f"Wallet {i:05d}",
+                "limit": WALLET_LIMIT_MSATS,
+                "network": NETWORK,
+                "metadata": identity.with_labels(user_metadata(i), STACK, key, 0),
+            }
+        )
+    return {
+        "organization_id": org,
+        "environments": [{"id": env, "name": scenario.name, "network": NETWORK}],
+        "lines_of_credit": [
+            {"id": line, "environment_id": env, "network": NETWORK, "limit": LINE_LIMIT_MSATS}
+        ],
+        "wallets": wallets,
+    }
+
+
+def write_config(scenario: Scenario, directory: Path) -> Path:
+    """A configuration directory matching the seeded world (files of at most
+    WALLETS_PER_FILE wallets, as a large configuration would be split)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    head = {
+        "version": 1,
+        "stack": STACK,
+        "provider": {"organization_id": scenario.organization_id},
+        "environments": {"main": {"id": scenario.environment_id, "network": NETWORK}},
+        "lines_of_credit": {"credit": scenario.line_id},
+    }
+    # JSON is valid YAML; it keeps generating 10,000 wallets fast and exact.
+    (directory / "00-provider.yaml").write_text(json.dumps(head, indent=1), encoding="utf-8")
+    for start in range(0, scenario.configured, WALLETS_PER_FILE):
+        wallets: dict[str, Any] = {}
+        for i in range(start, min(start + WALLETS_PER_FILE, scenario.configured)):
+            wallet: dict[str, Any] = {
+                "name": f"Wallet {i:05d}",
+                "environment": "main",
+                "line_of_credit": "credit",
+                "limit": WALLET_LIMIT,
+                "metadata": user_metadata(i),
+            }
+            if scenario.policies:
+                wallet["policies"] = dict(POLICIES)
+            wallets[wallet_key(i)] = wallet
+        text = json.dumps({"version": 1, "wallets": wallets}, indent=1)
+        (directory / f"10-wallets-{start // WALLETS_PER_FILE:03d}.yaml").write_text(
+            text, encoding="utf-8"
+        )
+    return directory
+
+
+# -- the served emulator ---------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    base_url: str  # ends in /v1
+    origin: str
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def served_emulator(
+    db: Path, key: str, *, latency_ms: int, visibility_delay: float, logs: Path
+) -> Iterator[Served]:
+    """`voltage-iac emulator serve` on 127.0.0.1 in a subprocess; always stopped on exit."""
+    logs.mkdir(parents=True, exist_ok=True)
+    out_path = logs / f"emulator-{latency_ms}ms.out"
+    err_path = logs / f"emulator-{latency_ms}ms.err"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLTAGE_")}
+    env[API_KEY_ENV] = key
+    command = [
+        sys.executable,
+        "-m",
+        "voltage_iac",
+        "emulator",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--db",
+        str(db),
+        "--api-key-env",
+        API_KEY_ENV,
+        "--latency-ms",
+        str(latency_ms),
+        "--visibility-delay",
+        str(visibility_delay),
+    ]
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env
+        )
+        try:
+            base_url = _wait_for_url(process, out_path, err_path)
+            origin = base_url[: -len("/v1")]
+            _wait_healthy(origin)
+            yield Served(base_url, origin, process)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT)
+
+
+def _wait_for_url(process: subprocess.Popen[bytes], out_path: Path, err_path: Path) -> str:
+    deadline = time.monotonic() + START_TIMEOUT
+    marker = "listening on "
+    while time.monotonic() < deadline:
+        text = out_path.read_text(encoding="utf-8", errors="replace")
+        for line in text.splitlines():
+            if marker in line:
+                return line.split(marker, 1)[1].strip()
+        if process.poll() is not None:
+            detail = err_path.read_text(encoding="utf-8", errors="replace").strip()
+            raise BenchmarkError(f"the emulator exited with status {process.returncode}: {detail}")
+        time.sleep(0.05)
+    raise BenchmarkError(f"the emulator did not start within {START_TIMEOUT:g}s")
+
+
+def _wait_healthy(origin: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{origin}/_emulator/health", timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise BenchmarkError("the emulator did not answer its health check")
+
+
+def seed(served: Served, scenario: Scenario) -> float:
+    started = time.perf_counter()
+    response = httpx.post(
+        f"{served.origin}/_emulator/seed", json=seed_document(scenario), timeout=HTTP_TIMEOUT
+    )
+    if response.status_code != 200:
+        raise BenchmarkError(f"seeding {scenario.name} failed: {response.text[:500]}")
+    return time.perf_counter() - started
+
+
+def open_provider(served: Served, key: str, organization_id: str) -> VoltageProvider:
+    client = VoltageClient(served.base_url, Secret(key), timeout=HTTP_TIMEOUT)
+    return VoltageProvider(client, organization_id, description="benchmark emulator")
+
+
+# -- measurements ----------------------------------------------------------------------
+
+
+def measure_plan(
+    served: Served, key: str, desired: DesiredState, expected: int, repeat: int
+) -> dict[str, Any]:
+    """Time make_plan (read + diff) `repeat` times; every plan must be a no-op over
+    exactly `expected` owned wallets."""
+    seconds: list[float] = []
+    requests: set[int] = set()
+    for _ in range(repeat):
+        provider = open_provider(served, key, desired.organization_id)
+        try:
+            started = time.perf_counter()
+            plan = make_plan(desired, provider)
+            seconds.append(time.perf_counter() - started)
+            requests.add(provider.client.request_count)
+        finally:
+            provider.close()
+        if plan.has_changes:
+            raise BenchmarkError(f"the plan over {expected} wallets in sync has changes")
+        if len(plan.owned_wallet_ids) != expected:
+            raise BenchmarkError(
+                f"the plan saw {len(plan.owned_wallet_ids)} owned wallets, expected {expected}"
+            )
+    if len(requests) != 1:
+        raise BenchmarkError(f"repeated plans sent different request counts: {sorted(requests)}")
+    return {
+        "requests": requests.pop(),
+        "seconds_median": statistics.median(seconds),
+        "seconds_min": min(seconds),
+        "repeats": len(seconds),
+    }
+
+
+def measure_cli_plan(served: Served, key: str, config: Path, deadline: float) -> float:
+    """Wall-clock time of `voltage-iac plan --detailed-exitcode` (a new process: start-up,
+    configuration loading, reading, diffing and printing)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLTAGE_")}
+    env[API_KEY_ENV] = key
+    command = [
+        sys.executable,
+        "-m",
+        "voltage_iac",
+        "plan",
+        str(config),
+        "--api-url",
+        served.base_url,
+        "--detailed-exitcode",
+    ]
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(
+            command,
+            env=env,
+            capture_output=True,
+            timeout=max(1.0, deadline - time.monotonic()),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchmarkError("voltage-iac plan did not finish before the time limit") from None
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        tail = done.stdout.decode(errors="replace")[-400:] + done.stderr.decode(errors="replace")
+        raise BenchmarkError(f"voltage-iac plan exited with {done.returncode}: {tail[-800:]}")
+    return seconds
+
+
+def measure_apply(
+    served: Served, key: str, config: Path, count: int, parallelism: int, deadline: float
+) -> dict[str, Any]:
+    """Plan `count` creates, apply them at `parallelism`, then check a new plan is empty."""
+    desired = load_config(config)
+    provider = open_provider(served, key, desired.organization_id)
+    stop = threading.Event()
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), stop.set)
+    timer.daemon = True
+    try:
+        plan = make_plan(desired, provider)
+        if plan.counts()["add"] != count or len(plan.actionable) != count:
+            raise BenchmarkError(f"expected {count} creates, the plan says {plan.summary_line()}")
+        plan_requests = provider.client.request_count
+        timer.start()
+        started = time.perf_counter()
+        report = apply_plan(plan, provider, parallelism=parallelism, stop=stop)
+        seconds = time.perf_counter() - started
+        apply_requests = provider.client.request_count - plan_requests
+        if not report.ok:
+            first = (report.failed or report.not_started)[:1]
+            why = first[0].message if first else "interrupted"
+            raise BenchmarkError(
+                f"apply at parallelism {parallelism}: {len(report.failed)} failed, "
+                f"{len(report.not_started)} not started ({why or 'time limit reached'})"
+            )
+        converged = not make_plan(desired, provider).has_changes
+    finally:
+        timer.cancel()
+        provider.close()
+    if not converged:
+        raise BenchmarkError(f"after apply at parallelism {parallelism} the plan still has changes")
+    return {
+        "parallelism": parallelism,
+        "wallets": count,
+        "seconds": seconds,
+        "requests": apply_requests,
+        "requests_per_wallet": apply_requests / count if count else 0.0,
+        "wallets_per_second": count / seconds if seconds > 0 else None,
+        "converged": converged,
+    }
+
+
+def apply_policies(served: Served, key: str, desired: DesiredState) -> None:
+    """Bring the seeded wallets' policies in line with the configuration (set-up only)."""
+    provider = open_provider(served, key, desired.organization_id)
+    try:
+        report = apply_plan(make_plan(desired, provider), provider, parallelism=16)
+    finally:
+        provider.close()
+    if not report.ok:
+        raise BenchmarkError("setting up policies failed")
+
+
+# -- machine and output ------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model or platform.processor() or "unknown",
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "os": platform.platform(),
+        "voltage_iac": __version__,
+    }
+
+
+def render_table(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    p = results["parameters"]
+    lines = [
+        f"voltage-iac {m['voltage_iac']} benchmark, {results['started_at']}",
+        f"machine: {m['cpu_count']} CPU(s), {m['cpu_model']}; "
+        f"{m['implementation']} {m['python']}; {m['os']}",
+        f"emulator served on 127.0.0.1, visibility delay {p['visibility_delay']:g}s",
+        "",
+        f"(a) plan, every wallet already in sync (make_plan over HTTP; median of {p['repeat']})",
+        f"{'wallets':>8} {'policies':>8} {'latency':>8} {'requests':>8} {'seconds':>9} "
+        f"{'load cfg s':>10} {'CLI plan s':>10}",
+    ]
+    for row in results["plan"]:
+        cli = f"{row['cli_seconds']:.2f}" if row.get("cli_seconds") is not None else "-"
+        lines.append(
+            f"{row['wallets']:>8} {'yes' if row['policies'] else 'no':>8} "
+            f"{str(row['latency_ms']) + ' ms':>8} {row['requests']:>8} "
+            f"{row['seconds_median']:>9.3f} {row['config_load_seconds']:>10.2f} {cli:>10}"
+        )
+    check = results["plan_requests_independent_of_wallets"]
+    lines.append(
+        "plan requests independent of the wallet count (no policies): " + ("yes" if check else "NO")
+    )
+    lines += [
+        "",
+        f"(b) apply {p['wallets_apply']} new wallets, {p['latency_ms']} ms added per request",
+        f"{'parallelism':>11} {'seconds':>9} {'requests':>8} {'req/wallet':>10} {'wallets/s':>9}",
+    ]
+    for row in results["apply"]:
+        rate = row["wallets_per_second"]
+        lines.append(
+            f"{row['parallelism']:>11} {row['seconds']:>9.2f} {row['requests']:>8} "
+            f"{row['requests_per_wallet']:>10.2f} {rate:>9.1f}"
+        )
+    speedup = results.get("apply_speedup")
+    if speedup is not None:
+        verdict = "met" if speedup >= TARGET_SPEEDUP else "missed"
+        lines.append(
+            f"speed-up, parallelism 16 over 1: {speedup:.1f}x "
+            f"(target {TARGET_SPEEDUP:g}x: {verdict})"
+        )
+    lines.append(f"total benchmark time: {results['total_seconds']:.1f}s")
+    return "\n".join(lines) + "\n"
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+def plan_sizes(wallets_plan: int) -> list[int]:
+    return sorted({n for n in (wallets_plan // 100, wallets_plan // 10, wallets_plan) if n > 0})
+
+
+def run(args: argparse.Namespace, log: TextIO) -> dict[str, Any]:
+    began = time.monotonic()
+    deadline = began + args.max_seconds
+    key = "bench-" + secrets.token_urlsafe(24)
+    latencies = sorted({0, args.latency_ms})
+    sizes = plan_sizes(args.wallets_plan)
+    policy_size = min(1_000, max(1, args.wallets_plan // 10))
+    plan_scenarios = [Scenario(f"plan-{n}", n, n) for n in sizes]
+    policy_scenario = Scenario(f"policies-{policy_size}", policy_size, policy_size, True)
+    apply_scenarios = {p: Scenario(f"apply-p{p}", 0, args.wallets_apply) for p in PARALLELISMS}
+
+    def check_time(what: str) -> None:
+        if time.monotonic() > deadline:
+            raise BenchmarkError(f"time limit of {args.max_seconds:g}s reached before {what}")
+
+    def say(text: str) -> None:
+        print(f"[{time.monotonic() - began:7.1f}s] {text}", file=log, flush=True)
+
+    results: dict[str, Any] = {
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "parameters": {
+            "wallets_plan": args.wallets_plan,
+            "plan_sizes": sizes,
+            "policy_wallets": policy_size,
+            "wallets_apply": args.wallets_apply,
+            "latency_ms": args.latency_ms,
+            "visibility_delay": args.visibility_delay,
+            "repeat": args.repeat,
+            "quick": args.quick,
+        },
+        "plan": [],
+        "apply": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="voltage-iac-bench-") as tmp:
+        work = Path(tmp)
+        db = work / "emulator.db"
+        configs = {
+            s.name: write_config(s, work / "config" / s.name)
+            for s in [*plan_scenarios, policy_scenario, *apply_scenarios.values()]
+        }
+        loaded: dict[str, tuple[DesiredState, float]] = {}
+        for s in [*plan_scenarios, policy_scenario]:
+            started = time.perf_counter()
+            desired = load_config(configs[s.name])
+            loaded[s.name] = (desired, time.perf_counter() - started)
+            say(f"loaded configuration of {s.configured} wallets in {loaded[s.name][1]:.2f}s")
+        for latency in latencies:
+            check_time(f"the plans at {latency} ms")
+            with served_emulator(
+                db,
+                key,
+                latency_ms=latency,
+                visibility_delay=args.visibility_delay,
+                logs=work / "logs",
+            ) as served:
+                say(f"emulator serving at {served.base_url} with {latency} ms added latency")
+                if latency == latencies[0]:
+                    # The database outlives the server: seed once, serve it at each latency.
+                    for s in [*plan_scenarios, policy_scenario, *apply_scenarios.values()]:
+                        say(f"seeded {s.wallets} wallets ({s.name}) in {seed(served, s):.2f}s")
+                    apply_policies(served, key, loaded[policy_scenario.name][0])
+                    say(f"policies set on the {policy_size} wallets of {policy_scenario.name}")
+                rows = list(plan_scenarios)
+                if latency == 0:
+                    rows.append(policy_scenario)
+                for s in rows:
+                    check_time(f"the plan over {s.wallets} wallets")
+                    desired, load_seconds = loaded[s.name]
+                    row = {
+                        "wallets": s.wallets,
+                        "policies": s.policies,
+                        "latency_ms": latency,
+                        "config_load_seconds": load_seconds,
+                        **measure_plan(served, key, desired, s.wallets, args.repeat),
+                    }
+                    if s is plan_scenarios[-1]:
+                        row["cli_seconds"] = measure_cli_plan(
+                            served, key, configs[s.name], deadline
+                        )
+                    results["plan"].append(row)
+                    say(
+                        f"plan over {s.wallets} wallets at {latency} ms: {row['requests']} "
+                        f"requests, {row['seconds_median']:.3f}s"
+                    )
+                if latency == latencies[-1]:
+                    for p, s in apply_scenarios.items():
+                        check_time(f"the apply at parallelism {p}")
+                        row = measure_apply(served, key, configs[s.name], s.configured, p, deadline)
+                        row["latency_ms"] = latency
+                        results["apply"].append(row)
+                        say(
+                            f"apply of {s.configured} wallets at parallelism {p}: "
+                            f"{row['seconds']:.2f}s, {row['requests']} requests"
+                        )
+    plain = [r for r in results["plan"] if not r["policies"]]
+    per_latency: dict[int, set[int]] = {r["latency_ms"]: set() for r in plain}
+    for r in plain:
+        per_latency[r["latency_ms"]].add(r["requests"])
+    results["plan_requests_independent_of_wallets"] = all(len(v) == 1 for v in per_latency.values())
+    by_p = {r["parallelism"]: r for r in results["apply"]}
+    if 1 in by_p and 16 in by_p and by_p[16]["seconds"] > 0:
+        results["apply_speedup"] = by_p[1]["seconds"] / by_p[16]["seconds"]
+        results["apply_speedup_target"] = TARGET_SPEEDUP
+        results["apply_speedup_target_met"] = results["apply_speedup"] >= TARGET_SPEEDUP
+    results["total_seconds"] = time.monotonic() - began
+    return results
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark voltage-iac plan and apply against the emulator on loopback."
+    )
+    parser.add_argument("--wallets-plan", type=int, help="wallets of the largest plan (10000)")
+    parser.add_argument("--wallets-apply", type=int, help="wallets created per apply (1000)")
+    parser.add_argument("--latency-ms", type=int, default=50, help="added per request (50)")
+    parser.add_argument(
+        "--visibility-delay", type=float, default=0.02, help="seconds until a write shows (0.02)"
+    )
+    parser.add_argument("--repeat", type=int, help="plans timed per row; the median is shown (3)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes (500 plan, 64 apply wallets), 1 repeat"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"results file (default {DEFAULT_OUT})"
+    )
+    parser.add_argument("--no-out", action="store_true", help="do not write a results file")
+    parser.add_argument(
+        "--max-seconds", type=float, default=1800.0, help="give up after this long (1800)"
+    )
+    args = parser.parse_args(argv)
+    if args.wallets_plan is None:
+        args.wallets_plan = 500 if args.quick else 10_000
+    if args.wallets_apply is None:
+        args.wallets_apply = 64 if args.quick else 1_000
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
+    if args.wallets_plan < 1 or args.wallets_apply < 1 or args.repeat < 1:
+        parser.error("--wallets-plan, --wallets-apply and --repeat must be at least 1")
+    if args.latency_ms < 0 or args.visibility_delay < 0 or args.max_seconds <= 0:
+        parser.error("--latency-ms and --visibility-delay must be >= 0, --max-seconds > 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log = sys.stderr
+    try:
+        results = run(args, log)
+    except BenchmarkError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    table = render_table(results)
+    if args.json:
+        print(table, file=sys.stderr, end="")
+        print(json.dumps(results, indent=2))
+    else:
+        print(table, end="")
+    if not args.no_out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {args.out}", file=sys.stderr)
+    if not results["plan_requests_independent_of_wallets"]:
+        print(
+            "benchmark failed: the plan request count depends on the wallet count", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
