@@ -69,9 +69,14 @@ def apply_plan(
     parallelism: int = 4,
     on_result: Event | None = None,
     on_start: Callable[[WalletChange], None] | None = None,
+    on_interrupt: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
 ) -> ApplyReport:
-    """Run every change of `plan`; never raises for a failed operation (see the report)."""
+    """Run every change of `plan`; never raises for a failed operation (see the report).
+
+    On Ctrl-C, `on_interrupt` gets the number of operations still running; those finish
+    (each within its own deadline) and further Ctrl-Cs do not abandon them, so the
+    report always says what was done and what was not."""
     if parallelism < 1:
         raise VoltageIacError("parallelism must be at least 1")
     stop = stop or threading.Event()
@@ -119,7 +124,18 @@ def apply_plan(
     except KeyboardInterrupt:
         stop.set()
         report.interrupted = True
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=True)
+        running = [f for f in futures if not f.done()]
+        if on_interrupt is not None:
+            on_interrupt(len(running))
+        # The process could not exit before these finish anyway (the pool's threads are
+        # joined at exit): a second Ctrl-C would only lose their results.
+        while running:
+            try:
+                _done, not_done = wait(running, timeout=0.2)
+                running = list(not_done)
+            except KeyboardInterrupt:
+                continue
     finally:
         pool.shutdown(wait=True)
 
