@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(
     p
     for p in (REPO / "examples").rglob("*")
-    if p.suffix in (".yaml", ".yml") and "ci" not in p.parts
+    if p.suffix in (".yaml", ".yml") and "ci" not in p.relative_to(REPO).parts
 )
 
 
@@ -53,6 +53,11 @@ def test_quickstart_plan_apply_plan(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stdout + again.stderr
     assert "No changes." in again.stdout
     assert (tmp_path / ".voltage-iac" / "emulator.db").exists()
+
+
+def test_examples_are_found() -> None:
+    names = {p.name for p in EXAMPLES}
+    assert {"quickstart.yaml", "lnbits.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(REPO)))
