@@ -5,10 +5,6 @@ Every server a fixture starts listens on 127.0.0.1 only and is stopped at teardo
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +16,8 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from tests.served import TEST_KEY
+from tests.served import served_emulator as start_served_emulator
 from voltage_iac.cli import cli
 from voltage_iac.emulator.seed import (
     DEMO_ORGANIZATION_ID,
@@ -36,13 +34,6 @@ pytest_plugins = ["tests.lnbits_server"]
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT = REPO.parent / "shared" / "reference" / "voltage-openapi.json"
-TEST_KEY = "vk-test-Zq8Yh3Ld0pKe7Rw1"  # a distinctive key, searched for in every output
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def config_doc(wallets: dict[str, Any], *, stack: str = "e2e", **extra: Any) -> dict[str, Any]:
@@ -129,50 +120,8 @@ def embedded_emulator(tmp_path: Path) -> Iterator[EmbeddedEmulator]:
 @pytest.fixture
 def served_emulator(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """`voltage-iac emulator serve` in a child process; yields (base_url, admin_url)."""
-    port = free_port()
-    env = {**os.environ, "VOLTAGE_API_KEY": TEST_KEY}
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "voltage_iac",
-            "emulator",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            str(tmp_path / "served.db"),
-            "--visibility-delay",
-            "0.05",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    origin = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(origin + "/_emulator/state", timeout=1.0)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.close()
-                    raise RuntimeError(
-                        "emulator serve did not start: " + (tmp_path / "serve.log").read_text()
-                    ) from None
-                time.sleep(0.05)
-        yield origin + "/v1", origin + "/_emulator"
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        log.close()
+    with start_served_emulator(tmp_path) as emulator:
+        yield emulator.base_url, emulator.admin_url
 
 
 @pytest.fixture(params=["embedded", "served"])

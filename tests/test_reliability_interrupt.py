@@ -29,11 +29,10 @@ from tests.reliability_helpers import (
     cli_apply_argv,
     eventual_view,
     expected_id,
-    served_emulator,
-    stop_process,
     wait_settled,
     write_config,
 )
+from tests.served import served_emulator, stop_process
 
 TRIALS = budget(2, 8)  # VOLTAGE_IAC_SLOW=1: the large budget
 LATENCY_MS = 120

@@ -35,11 +35,10 @@ from tests.reliability_helpers import (
     random_edit,
     random_spec,
     replacement_keys,
-    served_emulator,
-    stop_process,
     wait_settled,
     write_config,
 )
+from tests.served import served_emulator, stop_process
 from voltage_iac.apply import make_plan
 from voltage_iac.config import load_config
 
