@@ -37,7 +37,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -48,9 +47,9 @@ from typing import Any, TextIO
 import httpx
 
 from voltage_iac import __version__, identity
-from voltage_iac.apply import apply_plan, make_plan
 from voltage_iac.client import VoltageClient
 from voltage_iac.config import load_config
+from voltage_iac.engine import ApplyEvents, ApplyOptions, Engine
 from voltage_iac.model import DesiredState
 from voltage_iac.providers.voltage import VoltageProvider
 from voltage_iac.secret import Secret
@@ -276,7 +275,7 @@ def open_provider(served: Served, key: str, organization_id: str) -> VoltageProv
 def measure_plan(
     served: Served, key: str, desired: DesiredState, expected: int, repeat: int
 ) -> dict[str, Any]:
-    """Time make_plan (read + diff) `repeat` times; every plan must be a no-op over
+    """Time Engine.plan (read + diff) `repeat` times; every plan must be a no-op over
     exactly `expected` owned wallets."""
     seconds: list[float] = []
     requests: set[int] = set()
@@ -284,16 +283,16 @@ def measure_plan(
         provider = open_provider(served, key, desired.organization_id)
         try:
             started = time.perf_counter()
-            plan = make_plan(desired, provider)
+            plan = Engine(desired, provider).plan()
             seconds.append(time.perf_counter() - started)
             requests.add(provider.client.request_count)
         finally:
             provider.close()
         if plan.has_changes:
             raise BenchmarkError(f"the plan over {expected} wallets in sync has changes")
-        if len(plan.owned_wallet_ids) != expected:
+        if len(plan.owned) != expected:
             raise BenchmarkError(
-                f"the plan saw {len(plan.owned_wallet_ids)} owned wallets, expected {expected}"
+                f"the plan saw {len(plan.owned)} owned wallets, expected {expected}"
             )
     if len(requests) != 1:
         raise BenchmarkError(f"repeated plans sent different request counts: {sorted(requests)}")
@@ -344,19 +343,24 @@ def measure_apply(
     """Plan `count` creates, apply them at `parallelism`, then check a new plan is empty."""
     desired = load_config(config)
     provider = open_provider(served, key, desired.organization_id)
-    stop = threading.Event()
-    timer = threading.Timer(max(0.0, deadline - time.monotonic()), stop.set)
-    timer.daemon = True
-    try:
-        plan = make_plan(desired, provider)
-        if plan.counts()["add"] != count or len(plan.actionable) != count:
+    engine = Engine(desired, provider)
+    marks: dict[str, float] = {}
+
+    def planned(plan: Any) -> None:
+        # The engine plans afresh before it applies: time and count from here on.
+        if plan.counts()["create"] != count or len(plan.actionable) != count:
             raise BenchmarkError(f"expected {count} creates, the plan says {plan.summary_line()}")
-        plan_requests = provider.client.request_count
-        timer.start()
-        started = time.perf_counter()
-        report = apply_plan(plan, provider, parallelism=parallelism, stop=stop)
-        seconds = time.perf_counter() - started
-        apply_requests = provider.client.request_count - plan_requests
+        marks["requests"] = provider.client.request_count
+        marks["started"] = time.perf_counter()
+
+    try:
+        outcome = engine.apply(
+            ApplyOptions(parallelism=parallelism, time_limit=max(0.0, deadline - time.monotonic())),
+            ApplyEvents(on_plan=planned),
+        )
+        report = outcome.report
+        seconds = time.perf_counter() - marks["started"]
+        apply_requests = provider.client.request_count - int(marks["requests"])
         if not report.ok:
             first = (report.failed or report.not_started)[:1]
             why = first[0].message if first else "interrupted"
@@ -364,9 +368,8 @@ def measure_apply(
                 f"apply at parallelism {parallelism}: {len(report.failed)} failed, "
                 f"{len(report.not_started)} not started ({why or 'time limit reached'})"
             )
-        converged = not make_plan(desired, provider).has_changes
+        converged = not engine.plan().has_changes
     finally:
-        timer.cancel()
         provider.close()
     if not converged:
         raise BenchmarkError(f"after apply at parallelism {parallelism} the plan still has changes")
@@ -385,7 +388,7 @@ def apply_policies(served: Served, key: str, desired: DesiredState) -> None:
     """Bring the seeded wallets' policies in line with the configuration (set-up only)."""
     provider = open_provider(served, key, desired.organization_id)
     try:
-        report = apply_plan(make_plan(desired, provider), provider, parallelism=16)
+        report = Engine(desired, provider).apply(ApplyOptions(parallelism=16)).report
     finally:
         provider.close()
     if not report.ok:
@@ -421,7 +424,7 @@ def render_table(results: dict[str, Any]) -> str:
         f"{m['implementation']} {m['python']}; {m['os']}",
         f"emulator served on 127.0.0.1, visibility delay {p['visibility_delay']:g}s",
         "",
-        f"(a) plan, every wallet already in sync (make_plan over HTTP; median of {p['repeat']})",
+        f"(a) plan, every wallet already in sync (Engine.plan over HTTP; median of {p['repeat']})",
         f"{'wallets':>8} {'policies':>8} {'latency':>8} {'requests':>8} {'seconds':>9} "
         f"{'load cfg s':>10} {'CLI plan s':>10}",
     ]

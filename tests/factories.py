@@ -5,17 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from voltage_iac import identity
+from voltage_iac.kinds.wallet import DesiredWallet, LiveWallet, Policies
 from voltage_iac.model import (
     DesiredState,
-    DesiredWallet,
     Environment,
     Guards,
     LineOfCredit,
     LineOfCreditSummary,
     LiveState,
-    LiveWallet,
     Ownership,
-    Policies,
     frozen_map,
 )
 
@@ -59,7 +57,7 @@ def desired(*wallets: DesiredWallet, guards: Guards | None = None) -> DesiredSta
         lines_of_credit=frozen_map(
             {"main": LineOfCredit("main", LOC), "prod": LineOfCredit("prod", LOC_PROD)}
         ),
-        wallets=frozen_map({w.key: w for w in wallets}),
+        resources=frozen_map({"wallet": frozen_map({w.key: w for w in wallets})}),
         guards=guards or Guards(),
         digest="d" * 64,
     )
@@ -93,7 +91,7 @@ def live_of(
 
 def live(*wallets: LiveWallet, available: int = 10**12) -> LiveState:
     return LiveState(
-        wallets=tuple(wallets),
+        resources=frozen_map({"wallet": tuple(wallets)}),
         lines_of_credit=frozen_map(
             {
                 LOC: LineOfCreditSummary(LOC, ENV, "mutinynet", available, 0),

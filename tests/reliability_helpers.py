@@ -29,7 +29,6 @@ import yaml
 from tests.conftest import config_doc
 from tests.served import TEST_KEY, stop_process
 from voltage_iac import identity
-from voltage_iac.apply import ApplyReport, apply_plan, make_plan
 from voltage_iac.client import VoltageClient
 from voltage_iac.config import load_config
 from voltage_iac.emulator.seed import (
@@ -39,7 +38,8 @@ from voltage_iac.emulator.seed import (
     DEMO_STAGING_LINE_ID,
 )
 from voltage_iac.emulator.store import Store
-from voltage_iac.errors import VoltageIacError
+from voltage_iac.engine import ApplyEvents, ApplyOptions, ApplyReport, Engine
+from voltage_iac.errors import SafetyError, VoltageIacError
 from voltage_iac.plan import Action, Plan
 from voltage_iac.providers.voltage import VoltageProvider
 from voltage_iac.secret import Secret
@@ -220,8 +220,8 @@ def check_claims(
             continue
         checked += 1
         what = f"{where}: {result.key} {result.action} reported done"
-        wallet = by_id.get(result.wallet_id or "")
-        assert wallet is not None, f"{what}, but wallet {result.wallet_id} does not exist"
+        wallet = by_id.get(result.id or "")
+        assert wallet is not None, f"{what}, but wallet {result.id} does not exist"
         if result.action == Action.DELETE.value:
             assert not wallet["active"], f"{what}, but {wallet['id']} is active"
             continue
@@ -322,16 +322,25 @@ def engine_apply(
     """What `apply --auto-approve --allow-replace --allow-delete --force` does."""
     run = Run()
     desired = load_config(config_path)
+
+    def planned(plan: Plan) -> None:
+        run.plan = plan
+        if on_plan is not None:
+            on_plan(plan)
+
     try:
-        run.plan = make_plan(desired, provider)
+        outcome = Engine(desired, provider).apply(
+            ApplyOptions(
+                allow_delete=True, allow_replace=True, force=True, parallelism=parallelism
+            ),
+            ApplyEvents(on_plan=planned, on_result=on_result),
+        )
+    except SafetyError as exc:
+        raise AssertionError(f"the gate refused: {exc}") from exc
     except VoltageIacError as exc:
         run.error = f"plan: {exc}"
         return run
-    if on_plan is not None:
-        on_plan(run.plan)
-    violations = run.plan.check_safety(allow_delete=True, allow_replace=True, force=True)
-    assert not violations, [str(v) for v in violations]
-    run.report = apply_plan(run.plan, provider, parallelism=parallelism, on_result=on_result)
+    run.report = outcome.report
     return run
 
 

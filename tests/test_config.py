@@ -23,17 +23,8 @@ from voltage_iac.config import (
     validate_document,
 )
 from voltage_iac.errors import EXIT_INVALID, ConfigError, ConfigIssue
-from voltage_iac.model import (
-    DesiredState,
-    DesiredWallet,
-    Environment,
-    Guards,
-    LineOfCredit,
-    Policies,
-    ProcessingFee,
-    SourceRef,
-    frozen_map,
-)
+from voltage_iac.kinds.wallet import DesiredWallet, Policies, ProcessingFee
+from voltage_iac.model import DesiredState, Environment, Guards, LineOfCredit, SourceRef, frozen_map
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -141,7 +132,7 @@ def test_full_voltage_file_loads_into_the_expected_state() -> None:
         api_url="emulator",
         environments=frozen_map({"staging": staging, "prod": prod}),
         lines_of_credit=frozen_map({"main": main, "prod-line": prod_line}),
-        wallets=frozen_map(expected_wallets),
+        resources=frozen_map({"wallet": frozen_map(expected_wallets)}),
         guards=Guards(mass_change_share=0.5, mass_change_min_wallets=4, limit_increase_factor=20.0),
         ignore=("*:metadata.external-*",),
         files=(str(path),),

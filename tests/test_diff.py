@@ -7,7 +7,8 @@ import dataclasses
 from tests.factories import ENV, ENV_PROD, LOC, ORG, STACK, desired, live, live_of, want
 from voltage_iac import identity
 from voltage_iac.diff import diff
-from voltage_iac.model import LineOfCreditSummary, LiveWallet, Ownership, Policies, frozen_map
+from voltage_iac.kinds.wallet import LiveWallet, Policies, limit_growth
+from voltage_iac.model import LineOfCreditSummary, Ownership, frozen_map
 from voltage_iac.plan import Action
 
 
@@ -21,7 +22,7 @@ def test_new_wallet_is_created_with_deterministic_generation_zero_id():
     [change] = plan.actionable
     assert change.action is Action.CREATE
     assert change.generation == 0
-    assert change.new_wallet_id == identity.wallet_id(ORG, ENV, STACK, "payouts", 0)
+    assert change.new_id == identity.wallet_id(ORG, ENV, STACK, "payouts", 0)
     assert {f.field: f.after for f in change.fields}["limit"] == 1000
 
 
@@ -44,7 +45,7 @@ def test_rename_is_an_update_in_place():
     current = live_of(w, name="Payouts")
     [change] = diff(desired(w), live(current)).actionable
     assert change.action is Action.UPDATE
-    assert change.wallet_id == current.id
+    assert change.id == current.id
     assert [(f.field, f.before, f.after) for f in change.fields] == [
         ("name", "Payouts", "Payouts EU")
     ]
@@ -72,11 +73,12 @@ def test_limit_change_is_a_replacement_with_the_next_generation():
     current = live_of(w, limit=1000)
     [change] = diff(desired(w), live(current)).actionable
     assert change.action is Action.REPLACE
-    assert change.wallet_id == current.id
+    assert change.id == current.id
     assert change.generation == 1
-    assert change.new_wallet_id == identity.wallet_id(ORG, ENV, STACK, "payouts", 1)
+    assert change.new_id == identity.wallet_id(ORG, ENV, STACK, "payouts", 1)
     assert change.reasons == ("the limit is fixed at creation",)
-    assert change.limit_increase_factor() == 2
+    assert limit_growth(change.action, change.fields) == 2
+    assert change.notes[0].startswith("limit grows 2x (")
 
 
 def test_each_immutable_field_forces_replacement():
@@ -108,7 +110,7 @@ def test_owned_wallet_missing_from_config_is_deleted():
     plan = diff(desired(), live(current))
     [change] = plan.actionable
     assert change.action is Action.DELETE
-    assert change.wallet_id == current.id
+    assert change.id == current.id
     assert not change.superseded
 
 
@@ -135,7 +137,7 @@ def test_interrupted_replacement_leaves_old_generation_planned_as_superseded_del
     [change] = plan.actionable
     assert change.action is Action.DELETE
     assert change.superseded
-    assert change.wallet_id == old.id
+    assert change.id == old.id
 
 
 def test_deleted_generations_are_never_reused():
@@ -144,7 +146,7 @@ def test_deleted_generations_are_never_reused():
     [change] = diff(desired(w), live(deleted)).actionable
     assert change.action is Action.CREATE
     assert change.generation == 1
-    assert change.new_wallet_id != deleted.id
+    assert change.new_id != deleted.id
 
 
 def test_pinned_wallet_is_adopted_without_ownership_labels():
@@ -171,7 +173,7 @@ def test_pinned_wallet_is_adopted_without_ownership_labels():
 
 def test_capacity_problem_when_creates_exceed_the_line_of_credit():
     plan = diff(desired(want("a", limit=600), want("b", limit=600)), live(available=1000))
-    [problem] = plan.capacity_problems
+    [problem] = plan.problems
     assert "1200 msats" in problem.message and "1000 msats" in problem.message
     assert plan.check_safety(allow_delete=True, allow_replace=True, force=True)
 
@@ -181,7 +183,7 @@ def test_capacity_problem_for_a_disabled_or_mismatched_line():
     lines = dict(state.lines_of_credit)
     lines[LOC] = LineOfCreditSummary(LOC, ENV, "mainnet", 10**9, 0)
     state = dataclasses.replace(state, lines_of_credit=frozen_map(lines))
-    [problem] = diff(desired(want("a")), state).capacity_problems
+    [problem] = diff(desired(want("a")), state).problems
     assert "mutinynet" in problem.message and "mainnet" in problem.message
 
 
@@ -222,5 +224,5 @@ def test_owner_generation_comes_from_labels():
     assert current.owner == Ownership(STACK, "a", 3)
     [change] = diff(desired(dataclasses.replace(w, limit=5)), live(current)).actionable
     assert change.generation == 4
-    assert change.new_wallet_id == identity.wallet_id(ORG, ENV, STACK, "a", 4)
+    assert change.new_id == identity.wallet_id(ORG, ENV, STACK, "a", 4)
     assert ENV_PROD != ENV

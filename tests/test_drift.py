@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from tests.factories import ENV, desired, live, live_of, want
 from voltage_iac.diff import diff
 from voltage_iac.drift import detect_drift
-from voltage_iac.model import LiveWallet
+from voltage_iac.kinds.wallet import LiveWallet
 from voltage_iac.render.drift import (
     render_drift_json,
     render_drift_junit,
@@ -43,15 +43,18 @@ def test_field_changes_missing_deleted_orphaned_unmanaged_and_failed_deletion():
         stranger,
     )
     report = _report(state, live_state)
-    kinds = {(i.subject, i.kind) for i in report.items}
-    assert kinds == {
+    findings = {(i.subject, i.finding) for i in report.items}
+    assert findings == {
         ("a", "changed"),
         ("c", "deleted"),
         ("gone", "orphaned"),
         ("b", "deletion_failed"),
-        ("Legacy", "unmanaged"),
     }
-    [changed] = report.items_for("a")
+    # a hand-made wallet is reported, but is drift only when the user asks for that
+    assert [(i.subject, i.finding) for i in report.notices] == [("Legacy", "unmanaged")]
+    strict = detect_drift(state, live_state, diff(state, live_state), unmanaged="fail")
+    assert ("Legacy", "unmanaged") in {(i.subject, i.finding) for i in strict.items}
+    [changed] = report.items_for("wallet", "a")
     assert (changed.field, changed.expected, changed.actual) == (
         "name",
         "Configured",
@@ -66,10 +69,10 @@ def test_ignore_rules_per_wallet_and_global():
     stranger = LiveWallet(
         id="be4a2c3c-6f5b-4d7e-9ac1-5b6c7d8e9fa0", name="Legacy", environment_id=ENV
     )
-    report = _report(
-        state,
-        live(live_of(a, metadata={"owner": "y"}), live_of(b, metadata={"sync-id": "2"}), stranger),
+    live_state = live(
+        live_of(a, metadata={"owner": "y"}), live_of(b, metadata={"sync-id": "2"}), stranger
     )
+    report = detect_drift(state, live_state, diff(state, live_state), unmanaged="fail")
     assert report.in_sync
     assert len(report.ignored) == 3
 
@@ -97,4 +100,26 @@ def test_json_and_markdown():
     report = _report(desired(a), live(live_of(a, name="C")))
     doc = json.loads(render_drift_json(report))
     assert doc["in_sync"] is False and doc["drift"][0]["field"] == "name"
-    assert "| `a` | `name` changed |" in render_drift_markdown(report)
+    assert "| wallet `a` | `name` changed |" in render_drift_markdown(report)
+
+
+def test_another_stacks_wallets_are_never_this_stacks_drift():
+    a = want("a")
+    theirs = live_of(want("x"), stack="other-stack")
+    report = _report(desired(a), live(live_of(a), theirs))
+    assert report.in_sync
+    [notice] = report.notices
+    assert (notice.finding, notice.owner_stack) == ("foreign", "other-stack")
+    strict = detect_drift(
+        desired(a),
+        live(live_of(a), theirs),
+        diff(desired(a), live(live_of(a), theirs)),
+        unmanaged="fail",
+    )
+    assert strict.in_sync  # even when hand-made wallets fail the check
+    root = ET.fromstring(render_drift_junit(strict, seconds=1.5))
+    suite = root.find("testsuite")
+    assert suite.get("skipped") == "1" and suite.get("time") == "1.500"
+    assert suite.get("timestamp")
+    skipped = [c.get("name") for c in root.iter("testcase") if c.find("skipped") is not None]
+    assert skipped == ["Wallet x"]

@@ -51,8 +51,8 @@ def test_plan_detailed_exitcode_and_json(backend: Backend) -> None:
     result = backend.run("plan", str(path), "--detailed-exitcode", "--format", "json")
     assert result.exit_code == 2, result.output
     doc = json.loads(result.stdout)
-    assert doc["summary"]["add"] == 1
-    assert doc["changes"][0]["new_wallet_id"]
+    assert doc["summary"]["create"] == 1
+    assert doc["changes"][0]["new_id"]
     assert _owned(backend) == []  # plan changes nothing
 
 

@@ -393,7 +393,7 @@ def test_the_same_commands_do_change_the_world_when_every_read_succeeds(world: W
     plan = world.run("plan", str(world.config), "--format", "json")
     assert plan.exit_code == 0, plan.output
     doc = json.loads(plan.stdout)
-    assert doc["summary"] == {"add": 1, "change": 0, "replace": 1, "destroy": 2}
+    assert doc["summary"] == {"create": 1, "update": 0, "replace": 1, "delete": 2}
     # A failure that clears within the retry budget is not a failure.
     attempts = iter([_error(503, "internal_error")(None), _rate_limited(None)])
     outcome = run_with_fault(

@@ -110,7 +110,8 @@ def test_raising_a_limit_from_zero_is_guarded(backend: Backend) -> None:
     assert "z: limit would grow from 0 (guard: 10x)" in refused.stderr
     assert [w["limit"] for w in _owned(backend)] == [0]
     plan = backend.run("plan", str(backend.write_config(raised)), "--format", "markdown")
-    assert "> - `z`: from 0 (0 msats (0 BTC) -> 1000000 msats (0.00001 BTC))" in plan.stdout
+    grows = "limit grows from 0 (0 msats (0 BTC) -&gt; 1000000 msats (0.00001 BTC))"
+    assert f"> - wallet `z`: {grows}" in plan.stdout
     assert "! limit grows from 0" in backend.run("plan", str(backend.write_config(raised))).stdout
 
 
@@ -185,15 +186,14 @@ def test_mainnet_changes_are_called_out_in_every_format(backend: Backend) -> Non
         )
     )
     text = backend.run("plan", str(mainnet)).stdout
-    assert "MAINNET: 1 change(s) act on mainnet wallets (real money): live" in text
+    assert "MAINNET: 1 change(s) act on mainnet (real money): wallet live" in text
     assert "! MAINNET" in text
     doc = json.loads(backend.run("plan", str(mainnet), "--format", "json").stdout)
     assert doc["mainnet"] is True
     assert {c["key"]: c["mainnet"] for c in doc["changes"]} == {"live": True, "test": False}
     markdown = backend.run("plan", str(mainnet), "--format", "markdown").stdout
-    assert "> [!IMPORTANT]\n> **Mainnet wallets change (real money)**\n> - `live` (create)" in (
-        markdown
-    )
+    banner = "> [!IMPORTANT]\n> **Mainnet wallets change (real money)**\n"
+    assert banner + "> - wallet `live` (create)" in markdown
 
     staging_only = backend.write_config(config_doc({"test": wallet("Test")}), "staging.yaml")
     assert "MAINNET" not in backend.run("plan", str(staging_only)).stdout

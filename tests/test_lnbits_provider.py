@@ -23,22 +23,11 @@ from voltage_iac.errors import (
     UsageError,
     WriteOutcomeUnknown,
 )
-from voltage_iac.model import (
-    Capabilities,
-    DesiredState,
-    DesiredWallet,
-    Ownership,
-    Policies,
-    frozen_map,
-)
-from voltage_iac.providers.base import CreateRequest, Provider
-from voltage_iac.providers.lnbits import (
-    LnbitsProvider,
-    full_name,
-    marker,
-    parse_name,
-    validate_desired,
-)
+from voltage_iac.kinds.base import Operation
+from voltage_iac.kinds.wallet import DesiredWallet
+from voltage_iac.model import DesiredState, Ownership, frozen_map
+from voltage_iac.providers.base import Backend
+from voltage_iac.providers.lnbits import LnbitsProvider, full_name, marker, parse_name
 from voltage_iac.secret import Secret
 
 STACK = "acme"
@@ -50,7 +39,7 @@ def desired_state(url: str, *wallets: DesiredWallet, stack: str = STACK) -> Desi
         organization_id="",
         provider_kind="lnbits",
         provider_options=frozen_map({"url": url}),
-        wallets=frozen_map({w.key: w for w in wallets}),
+        resources=frozen_map({"wallet": frozen_map({w.key: w for w in wallets})}),
     )
 
 
@@ -58,9 +47,16 @@ def wallet(key: str, name: str) -> DesiredWallet:
     return DesiredWallet(key=key, name=name, environment="default")
 
 
-def create_request(key: str, name: str, stack: str = STACK) -> CreateRequest:
-    return CreateRequest(
-        organization_id="", stack=stack, wallet=wallet(key, name), generation=0, wallet_id=None
+def create_request(key: str, name: str, stack: str = STACK) -> Operation:
+    return Operation(
+        kind="wallet",
+        verb="create",
+        key=key,
+        id=None,
+        stack=stack,
+        organization_id="",
+        generation=0,
+        desired=wallet(key, name),
     )
 
 
@@ -99,26 +95,6 @@ def test_display_names_that_could_forge_a_marker_are_refused() -> None:
         marker("acme", "Not A Key")
 
 
-def test_validate_desired_reports_every_unsupported_field() -> None:
-    bad = DesiredWallet(
-        key="tips",
-        name="Tips [iac:x:y]",
-        environment="default",
-        limit=5,
-        metadata=frozen_map({"a": "b"}),
-        policies=Policies(max_payment_size_sats=10),
-    )
-    issues = validate_desired(desired_state("http://127.0.0.1:1", bad))
-    paths = sorted(i.path for i in issues)
-    assert paths == [
-        "wallets.tips.limit",
-        "wallets.tips.metadata",
-        "wallets.tips.name",
-        "wallets.tips.policies",
-    ]
-    assert validate_desired(desired_state("http://127.0.0.1:1", wallet("tips", "Tips"))) == []
-
-
 def test_from_environment_needs_credentials_and_never_shows_them() -> None:
     desired = desired_state("http://127.0.0.1:1")
     with pytest.raises(AuthError) as caught:
@@ -130,7 +106,7 @@ def test_from_environment_needs_credentials_and_never_shows_them() -> None:
         )
     provider = LnbitsProvider.from_environment(desired, {"LNBITS_ACCESS_TOKEN": "t0ken-value"})
     try:
-        assert isinstance(provider, Provider)
+        assert isinstance(provider, Backend)
         assert "t0ken-value" not in repr(vars(provider))
         assert provider.describe() == "LNbits at http://127.0.0.1:1"
     finally:
@@ -210,9 +186,7 @@ def test_read_of_an_empty_account_is_empty_and_creates_nothing(
 ) -> None:
     live = provider.read(desired_state(lnbits_account.url))
     assert live.wallets == ()
-    assert live.capabilities == Capabilities(
-        client_chosen_ids=False, immutable_fields=(), mutable_fields=("name",)
-    )
+    assert live.client_chosen_ids is False
     assert lnbits_account.wallets() == []
     assert provider.read(desired_state(lnbits_account.url)).wallets == ()
 

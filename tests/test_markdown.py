@@ -38,7 +38,7 @@ def test_summary_counts_table_and_banners():
     assert "holds funds" in text
     assert "Wallets will be replaced" in text
     assert "Protected wallets are touched" in text
-    assert "`bigger`: 20x" in text
+    assert "wallet `bigger`: limit grows 20x (" in text
     assert "Mainnet wallets change" in text
     tables = [t for t in _tokens(text) if t.type == "table_open"]
     assert len(tables) >= 1 + 5  # counts table + one per wallet section

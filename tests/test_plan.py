@@ -30,8 +30,13 @@ def test_protected_wallet_is_never_replaced_whatever_the_flags():
     w = want("vault", limit=5, protect=True)
     plan = diff(desired(w), live(live_of(want("vault", limit=1))))
     violations = plan.check_safety(allow_delete=True, allow_replace=True, force=True)
-    assert [v.flag for v in violations] == [None]
+    assert [v.flag for v in violations] == ["--unprotect vault"]
     assert "protected" in violations[0].what
+    # only naming the key lifts it, and only together with the replace flag
+    assert plan.check_safety(allow_replace=True, force=True, unprotect=frozenset({"vault"})) == []
+    assert plan.check_safety(force=True, unprotect=frozenset({"vault"}))[0].flag == (
+        "--allow-replace"
+    )
 
 
 def test_limit_increase_guard_needs_force():
@@ -72,7 +77,7 @@ def test_json_document_is_versioned_and_deterministic():
     plan = diff(desired(want("a"), want("b")), live())
     doc = plan.to_dict()
     assert doc["format_version"] == PLAN_FORMAT_VERSION
-    assert doc["summary"] == {"add": 2, "change": 0, "replace": 0, "destroy": 0}
+    assert doc["summary"] == {"create": 2, "update": 0, "replace": 0, "delete": 0}
     assert doc["checksum"] == plan.checksum()
     assert json.dumps(doc, sort_keys=True) == json.dumps(
         diff(desired(want("a"), want("b")), live()).to_dict(), sort_keys=True

@@ -39,10 +39,10 @@ from tests.reliability_helpers import (
     write_config,
 )
 from tests.served import served_emulator, stop_process
-from voltage_iac.apply import make_plan
 from voltage_iac.config import load_config
 from voltage_iac.emulator import EmbeddedEmulator, Faults
 from voltage_iac.emulator.seed import DEMO_SEED
+from voltage_iac.engine import Engine
 from voltage_iac.secret import Secret
 
 THREAD_ROUNDS = budget(8, 60)  # VOLTAGE_IAC_SLOW=1: the large budget
@@ -55,7 +55,7 @@ def expect_replacements(base_url: str, config_path: Path, allowance: Counter[str
     """Raise the allowance of each key the coming applies replace: however many applies
     race, a replacement has one new id, so it adds one wallet at most."""
     with engine_provider(base_url, wait_timeout=5.0) as provider:
-        for key in replacement_keys(make_plan(load_config(config_path), provider)):
+        for key in replacement_keys(Engine(load_config(config_path), provider).plan()):
             allowance[key] += 1
 
 
@@ -124,7 +124,7 @@ def test_concurrent_engine_applies_converge(tmp_path: Path) -> None:
         emu.faults.clear()
         wait_settled(emu.store.snapshot, 5.0)
         with engine_provider(emu.base_url, wait_timeout=5.0) as provider:
-            assert not make_plan(load_config(config_path), provider).has_changes
+            assert not Engine(load_config(config_path), provider).plan().has_changes
     print(
         f"concurrency (threads): {THREAD_ROUNDS} rounds of {APPLIES} applies at once; "
         + ", ".join(f"{k} {v}" for k, v in sorted(figures.items()))
@@ -163,5 +163,5 @@ def test_concurrent_cli_applies_converge(tmp_path: Path) -> None:
                 eventual.snapshot(), config, f"round {number}", policies_reader(eventual)
             )
         with engine_provider(emu.base_url, wait_timeout=5.0) as provider:
-            assert not make_plan(load_config(config_path), provider).has_changes
+            assert not Engine(load_config(config_path), provider).plan().has_changes
     print(f"concurrency (processes): {PROCESS_ROUNDS} rounds of {APPLIES} CLI applies at once")

@@ -5,7 +5,7 @@ policies), then up to five apply runs, each with its own fault schedule (random 
 fail-before-commit, fail-after-commit, drop-after-commit, 429s, slow visibility, failed
 deletions, latency, a fault seed, and scripted rules) and optionally an edit of the
 configuration before it (rename, limit or metadata change: a replacement, policy change,
-removal, addition). Each run goes through the engine (`make_plan` + `apply_plan`, the
+removal, addition). Each run goes through the engine (`Engine.apply`, the
 flags `--allow-replace --allow-delete --force` in effect) against an embedded emulator.
 
 Checked, straight from the emulator's store:
@@ -50,10 +50,10 @@ from tests.reliability_helpers import (
     wait_settled,
     write_config,
 )
-from voltage_iac.apply import OperationResult, make_plan
 from voltage_iac.config import load_config
 from voltage_iac.emulator import EmbeddedEmulator, FaultRule, Faults
 from voltage_iac.emulator.seed import DEMO_SEED
+from voltage_iac.engine import Engine, OperationResult
 from voltage_iac.plan import Plan
 from voltage_iac.secret import Secret
 
@@ -374,7 +374,7 @@ def run_scenario(scenario: Scenario, workdir: Path, figures: Figures) -> None:
             )
             snapshot = wait_settled(store.snapshot, 5.0)
             check_converged(snapshot, config, "after the faults were cleared")
-            again = make_plan(load_config(config_path), provider)
+            again = Engine(load_config(config_path), provider).plan()
             assert not again.has_changes, [c.to_dict() for c in again.actionable]
 
 

@@ -41,7 +41,7 @@ WAITING = re.compile(r"^Interrupted: no new operation starts; waiting for (\d+) 
 SUMMARY = re.compile(r"Apply interrupted: (\d+) done, (\d+) failed, (\d+) not started\.")
 
 
-PROGRESS = re.compile(r"^(\w+): \w+ started$")
+PROGRESS = re.compile(r"^\w+ (\w+): \w+ started$")
 
 
 def started(lines: list[str]) -> list[str]:

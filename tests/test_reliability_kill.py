@@ -39,8 +39,8 @@ from tests.reliability_helpers import (
     write_config,
 )
 from tests.served import served_emulator, stop_process
-from voltage_iac.apply import make_plan
 from voltage_iac.config import load_config
+from voltage_iac.engine import Engine
 
 TRIALS = budget(5, 30)  # VOLTAGE_IAC_SLOW=1: the large budget
 LATENCY_MS = 25
@@ -81,7 +81,7 @@ def test_killed_apply_then_rerun_converges_without_duplicates(tmp_path: Path) ->
 
         def planned_replacements() -> None:
             with engine_provider(emu.base_url, wait_timeout=5.0) as provider:
-                plan = make_plan(load_config(config_path), provider)
+                plan = Engine(load_config(config_path), provider).plan()
             for key in replacement_keys(plan):
                 allowance[key] += 1
 
@@ -137,7 +137,7 @@ def test_killed_apply_then_rerun_converges_without_duplicates(tmp_path: Path) ->
                 policies_reader(eventual),
             )
             with engine_provider(emu.base_url, wait_timeout=5.0) as provider:
-                assert not make_plan(load_config(config_path), provider).has_changes
+                assert not Engine(load_config(config_path), provider).plan().has_changes
 
     print(
         f"kill test: {TRIALS} trials, whole apply {full_run:.2f}s (first operation at "

@@ -27,11 +27,11 @@ def _plan():
 
 def test_text_uses_reviewer_symbols_and_final_count_line():
     text = render_text(_plan())
-    assert "+ new (staging) will be created" in text
-    assert "~ renamed (staging) will be updated in place" in text
+    assert "+ wallet new (staging) will be created" in text
+    assert "~ wallet renamed (staging) will be updated in place" in text
     assert '~ name = "Before" -> "After"' in text
-    assert "-/+ bigger (staging) must be replaced (the limit is fixed at creation)" in text
-    assert "- removed (staging) will be destroyed" in text
+    assert "-/+ wallet bigger (staging) must be replaced (the limit is fixed at creation)" in text
+    assert "- wallet removed (staging) will be destroyed" in text
     assert text.rstrip().endswith("Plan: 1 to add, 1 to change, 1 to replace, 1 to destroy.")
 
 

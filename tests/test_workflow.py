@@ -297,7 +297,8 @@ def test_plan_file_is_owner_only_and_holds_no_key(
         text = plan_file.read_text(encoding="utf-8")
         assert TEST_KEY not in text and TEST_KEY not in result.output
         doc = json.loads(text)
-        assert doc["format_version"] == 1
+        assert doc["format_version"] == 2
+        assert {c["kind"] for c in doc["changes"]} == {"wallet"}
         assert doc["checksum"] == _checksum(result.stdout)
         assert doc["config_digest"]
         [update] = [c for c in doc["changes"] if c["action"] == "update"]
@@ -363,7 +364,7 @@ def test_markdown_plan_parses_and_flags_what_reviewers_must_not_miss(backend: Ba
         "Wallets will be deleted",
         "Wallets will be replaced",
         "Protected wallets are touched",
-        "Limits increase",
+        "Review closely",
         "50x",
         "Mainnet wallets change",
     ):
@@ -431,35 +432,44 @@ def test_drift_exit_codes_formats_and_ignore_rules(backend: Backend) -> None:
         httpx.patch(f"{backend.admin_url}/faults", json={"deletion_fails": 0.0})
     side_id = _create_unmanaged(backend, "Side project")
 
-    text = backend.run("drift", str(path))
+    # By default a hand-made wallet is reported but is not drift.
+    default = backend.run("drift", str(path))
+    assert default.exit_code == 2, default.output
+    assert f"Side project [{side_id}] in staging: exists in a managed environment" in (
+        default.stdout
+    )
+    assert "Drift: 3 finding(s) in 3 resource(s)." in default.stdout
+
+    strict = ("--unmanaged", "fail")
+    text = backend.run("drift", str(path), *strict)
     assert text.exit_code == 2, text.output
     assert 'name: configured "Alpha", live "Alpha by hand"' in text.stdout
     assert "was deleted outside the configuration" in text.stdout
     assert "deletion failed at" in text.stdout
-    assert f"exists in a managed environment but is not managed by this stack [{side_id}]" in (
+    assert f"exists in a managed environment but is not managed by any stack [{side_id}]" in (
         text.stdout
     )
-    assert "Drift: 4 finding(s) in 4 wallet(s)." in text.stdout
+    assert "Drift: 4 finding(s) in 4 resource(s)." in text.stdout
 
-    as_json = backend.run("drift", str(path), "--format", "json")
+    as_json = backend.run("drift", str(path), "--format", "json", *strict)
     assert as_json.exit_code == 2, as_json.output
     doc = json.loads(as_json.stdout)
-    assert doc["in_sync"] is False
-    assert {(d["subject"], d["kind"], d["field"]) for d in doc["drift"]} == {
+    assert doc["in_sync"] is False and doc["format_version"] == 2
+    assert {(d["subject"], d["finding"], d["field"]) for d in doc["drift"]} == {
         ("a", "changed", "name"),
         ("b", "deleted", "deleted"),
         ("c", "deletion_failed", "deletion_failed"),
         ("Side project", "unmanaged", "unmanaged"),
     }
 
-    markdown = backend.run("drift", str(path), "--format", "markdown")
+    markdown = backend.run("drift", str(path), "--format", "markdown", *strict)
     assert markdown.exit_code == 2, markdown.output
     tokens = _markdown(markdown.stdout)
     rows = [t for t in tokens if t.type == "tr_open"]
     assert len(rows) == 1 + 4  # header and one row per finding
 
     report = backend.tmp / "reports" / "drift.xml"
-    junit = backend.run("drift", str(path), "--format", "junit", "--output", str(report))
+    junit = backend.run("drift", str(path), "--format", "junit", "--output", str(report), *strict)
     assert junit.exit_code == 2, junit.output
     assert junit.stdout == ""
     assert f"Drift report written to {report}: 4 finding(s)." in junit.stderr
@@ -469,6 +479,7 @@ def test_drift_exit_codes_formats_and_ignore_rules(backend: Backend) -> None:
     failed = {name for name, case in cases.items() if case.find("failure") is not None}
     assert failed == {"a", "b", "c", "Side project"}
     assert root.get("failures") == "4" and root.get("tests") == "5"
+    assert cases[LEGACY].find("skipped") is not None  # ignored: shown as skipped
     assert "Alpha by hand" in (cases["a"].find("failure").text or "")  # type: ignore[union-attr]
 
     # Ignore rules: per wallet (field globs) and global (<wallet or name glob>:<field glob>).
@@ -477,7 +488,7 @@ def test_drift_exit_codes_formats_and_ignore_rules(backend: Backend) -> None:
         wallets={"a": wallet("Alpha", ignore=["na*"])},
         ignore=[f"{LEGACY}:unmanaged", "Side*:unmanaged", "b:deleted", "c:deletion_*"],
     )
-    ignored = backend.run("drift", str(path))
+    ignored = backend.run("drift", str(path), "--unmanaged", "fail")
     assert ignored.exit_code == 0, ignored.output
     assert "5 finding(s) ignored by ignore rules." in ignored.stdout
     # Nothing was changed by any of this.

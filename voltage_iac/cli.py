@@ -12,38 +12,34 @@ A traceback is shown only with `--debug`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 import sys
+import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from voltage_iac import __version__
-from voltage_iac.apply import ApplyReport, OperationResult, apply_plan, make_plan
 from voltage_iac.config import load_config
-from voltage_iac.connect import ConnectOptions, open_provider
-from voltage_iac.diff import diff
-from voltage_iac.drift import detect_drift
+from voltage_iac.connect import ConnectOptions, open_backend
+from voltage_iac.engine import ApplyEvents, ApplyOptions, ApplyReport, Engine, OperationResult
 from voltage_iac.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_OK,
-    SafetyError,
-    SafetyViolation,
-    StalePlanError,
     UsageError,
     VoltageIacError,
 )
-from voltage_iac.importer import import_wallets
-from voltage_iac.plan import Plan, WalletChange
+from voltage_iac.model import DesiredState
+from voltage_iac.plan import Change, Plan
 from voltage_iac.render.drift import (
     render_drift_json,
     render_drift_junit,
@@ -53,7 +49,7 @@ from voltage_iac.render.drift import (
 from voltage_iac.render.jsonfmt import render_json
 from voltage_iac.render.markdown import render_markdown
 from voltage_iac.render.text import render_text
-from voltage_iac.stale import check_plan_document, stale_differences
+from voltage_iac.stale import ReviewedPlan, read_plan_document
 
 _state: dict[str, Any] = {"debug": False}
 
@@ -142,10 +138,13 @@ def cli(ctx: click.Context, debug: bool, verbose: int, no_color: bool) -> None:
 _QUIET_LOGGERS = ("httpx", "httpcore", "h11", "h2", "hpack")
 
 
-def _connect_options(
-    api_url: str | None, emulator_db: str | None, timeout: float
-) -> ConnectOptions:
-    return ConnectOptions(api_url=api_url, emulator_db=emulator_db, wait_timeout=timeout)
+@contextmanager
+def _engine(
+    desired: DesiredState, api_url: str | None, emulator_db: str | None, timeout: float
+) -> Iterator[Engine]:
+    options = ConnectOptions(api_url=api_url, emulator_db=emulator_db, wait_timeout=timeout)
+    with open_backend(desired, options) as backend:
+        yield Engine(desired, backend)
 
 
 _config_path = click.argument(
@@ -179,18 +178,8 @@ _target_option = click.option(
     "targets",
     multiple=True,
     metavar="KEY",
-    help="Limit the plan to this wallet key (repeatable).",
+    help="Limit the plan to this key (repeatable).",
 )
-
-
-def _check_targets(plan_targets: Sequence[str], desired_keys: Sequence[str], plan: Plan) -> None:
-    known = set(desired_keys) | {c.key for c in plan.changes}
-    unknown = sorted(set(plan_targets) - known)
-    if unknown:
-        raise UsageError(
-            f"--target names unknown wallet key(s): {', '.join(unknown)}",
-            hint="use a key from the wallets section of the configuration",
-        )
 
 
 @cli.command()
@@ -252,11 +241,9 @@ def plan(
 ) -> int:
     """Show what apply would change, without changing anything."""
     desired = load_config(path)
-    with open_provider(desired, _connect_options(api_url, emulator_db, timeout)) as provider:
-        the_plan = make_plan(desired, provider, targets=list(targets) or None)
-        backend = provider.describe()
-    _check_targets(targets, list(desired.wallets), the_plan)
-    the_plan = dataclasses.replace(the_plan, force=force)
+    with _engine(desired, api_url, emulator_db, timeout) as engine:
+        the_plan = engine.plan(targets, force=force)
+        backend = engine.describe()
     if fmt == "json":
         click.echo(render_json(the_plan), nl=False)
     elif fmt == "markdown":
@@ -306,6 +293,13 @@ def _write_private(path: Path, text: str) -> None:
     "--checksum",
     help="Apply only if the new plan has this checksum (as printed by plan).",
 )
+@click.option(
+    "--unprotect",
+    multiple=True,
+    metavar="KEY",
+    help="Lift the protection of this key for this apply only, so that it may be deleted "
+    "or replaced (repeatable; --allow-delete/--allow-replace are still needed).",
+)
 @_backend_options
 @_target_option
 @click.pass_context
@@ -319,6 +313,7 @@ def apply(
     parallelism: int,
     plan_file: Path | None,
     checksum: str | None,
+    unprotect: tuple[str, ...],
     targets: tuple[str, ...],
     api_url: str | None,
     emulator_db: str | None,
@@ -330,48 +325,31 @@ def apply(
     and the apply is refused (exit 5) if anything it was planned against changed.
     """
     color = ctx.obj["color"]
-    saved = _read_plan_file(plan_file) if plan_file is not None else None
-    if saved is not None and targets:
-        raise UsageError("--target cannot be combined with --plan (the plan has its targets)")
+    reviewed = _read_plan_file(plan_file) if plan_file is not None else None
     desired = load_config(path)
-    if saved is not None:
-        targets = tuple(saved["targets"])
-    with open_provider(desired, _connect_options(api_url, emulator_db, timeout)) as provider:
-        the_plan = make_plan(desired, provider, targets=list(targets) or None)
-        _check_targets(targets, list(desired.wallets), the_plan)
-        if saved is not None and saved["checksum"] != the_plan.checksum():
-            raise StalePlanError(
-                f"the reviewed plan {plan_file} is stale; nothing was changed",
-                [*stale_differences(saved, the_plan), "make a new plan and have it reviewed again"],
-            )
-        if checksum is not None and checksum != the_plan.checksum():
-            raise StalePlanError(
-                f"the new plan's checksum {the_plan.checksum()} is not {checksum}; "
-                "nothing was changed",
-                ["the configuration or the live wallets changed since that plan was made"],
-            )
-        the_plan = dataclasses.replace(the_plan, force=force)
-        if saved is not None:
-            _check_reviewed_force(saved, the_plan, plan_file)
-        click.echo(render_text(the_plan, color=color, backend=provider.describe()), nl=False)
-        if not the_plan.has_changes:
-            return EXIT_OK
-        violations = the_plan.check_safety(
-            allow_delete=allow_delete, allow_replace=allow_replace, force=force
-        )
-        if violations:
-            raise SafetyError(violations)
-        if not auto_approve:
-            _confirm()
-        report = apply_plan(
-            the_plan,
-            provider,
-            parallelism=parallelism,
-            on_start=lambda change: _echo_start(change),
+    options = ApplyOptions(
+        allow_delete=allow_delete,
+        allow_replace=allow_replace,
+        force=force,
+        unprotect=frozenset(unprotect),
+        parallelism=parallelism,
+        targets=targets,
+        reviewed=reviewed,
+        checksum=checksum,
+    )
+    with _engine(desired, api_url, emulator_db, timeout) as engine:
+        backend = engine.describe()
+        events = ApplyEvents(
+            on_plan=lambda p: click.echo(render_text(p, color=color, backend=backend), nl=False),
+            confirm=None if auto_approve else _confirm,
+            on_start=_echo_start,
             on_result=lambda result: _echo_result(result, color),
             on_interrupt=_echo_interrupt,
         )
-    return _finish(report, color)
+        outcome = engine.apply(options, events)
+    if not outcome.plan.has_changes:
+        return EXIT_OK
+    return _finish(outcome.report, color)
 
 
 def _echo_interrupt(running: int) -> None:
@@ -382,40 +360,15 @@ def _echo_interrupt(running: int) -> None:
     )
 
 
-def _check_reviewed_force(saved: dict[str, Any], fresh: Plan, plan_file: Path | None) -> None:
-    """A reviewed plan and its apply agree on --force: the override is part of the review."""
-    recorded = saved.get("force") is True
-    if recorded and not fresh.force:
-        overridden = "; ".join(str(o) for o in saved.get("overrides") or []) or "no guard"
-        raise SafetyError(
-            [
-                SafetyViolation(
-                    f"reviewed plan {plan_file}",
-                    f"was made with --force (it overrides: {overridden})",
-                    "--force",
-                )
-            ]
-        )
-    if fresh.force and not recorded and fresh.guard_violations():
-        raise StalePlanError(
-            f"the reviewed plan {plan_file} was made without --force, but applying it "
-            "overrides guards the review did not show; nothing was changed",
-            [
-                *(f"{v.key}: {v.what}" for v in fresh.guard_violations()),
-                "make the plan again with `plan --force --out FILE` and have it reviewed",
-            ],
-        )
-
-
-def _read_plan_file(path: Path) -> dict[str, Any]:
+def _read_plan_file(path: Path) -> ReviewedPlan:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"cannot read plan file {path}: {exc}") from None
-    return check_plan_document(doc, str(path))
+    return read_plan_document(doc, str(path))
 
 
-def _confirm() -> None:
+def _confirm(_plan: Plan) -> None:
     if not sys.stdin.isatty():
         raise UsageError(
             "apply needs confirmation, and there is no terminal to ask on",
@@ -429,8 +382,8 @@ def _confirm() -> None:
         raise VoltageIacError("apply cancelled: nothing was changed")
 
 
-def _echo_start(change: WalletChange) -> None:
-    click.echo(f"{change.key}: {change.action.value} started", err=True)
+def _echo_start(change: Change) -> None:
+    click.echo(f"{change.kind} {change.key}: {change.action.value} started", err=True)
 
 
 def _echo_result(result: OperationResult, color: bool) -> None:
@@ -446,7 +399,7 @@ def _finish(report: ApplyReport, color: bool) -> int:
     done = [r for r in report.results if r.status == "done"]
     lines = ["", "Results:"]
     for result in sorted(report.results, key=lambda r: r.key):
-        detail = f" {result.wallet_id}" if result.wallet_id else ""
+        detail = f" {result.id}" if result.id else ""
         line = f"  {result.key:<24} {result.action:<8} {result.status}{detail}"
         if result.status == "failed":
             line += f"\n      {result.message}"
@@ -458,7 +411,7 @@ def _finish(report: ApplyReport, color: bool) -> int:
     )
     click.echo(click.style(summary, bold=True) if color else summary)
     if report.interrupted:
-        click.echo("Re-run apply to finish: it never duplicates a wallet.", err=True)
+        click.echo("Re-run apply to finish: it never creates anything twice.", err=True)
         return EXIT_INTERRUPTED
     if report.failed or report.not_started:
         click.echo("Re-run apply after fixing the cause: finished work is not redone.", err=True)
@@ -481,11 +434,20 @@ def _finish(report: ApplyReport, color: bool) -> int:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the report to this file instead of standard output.",
 )
+@click.option(
+    "--unmanaged",
+    type=click.Choice(["report", "fail"]),
+    default="report",
+    show_default=True,
+    help="Whether hand-made resources in a managed environment count as drift "
+    "(other stacks' resources never do).",
+)
 @_backend_options
 def drift(
     path: Path,
     fmt: str,
     output: Path | None,
+    unmanaged: str,
     api_url: str | None,
     emulator_db: str | None,
     timeout: float,
@@ -496,15 +458,16 @@ def drift(
     configuration, 4 authentication refused).
     """
     desired = load_config(path)
-    with open_provider(desired, _connect_options(api_url, emulator_db, timeout)) as provider:
-        live = provider.read(desired)
-    report = detect_drift(desired, live, diff(desired, live))
-    renderers = {
+    started = time.monotonic()
+    with _engine(desired, api_url, emulator_db, timeout) as engine:
+        report = engine.drift(unmanaged=unmanaged)
+    seconds = time.monotonic() - started
+    renderers: dict[str, Callable[..., str]] = {
         "text": render_drift_text,
         "json": render_drift_json,
         "markdown": render_drift_markdown,
-        "junit": render_drift_junit,
     }
+    renderers["junit"] = lambda r: render_drift_junit(r, seconds=seconds)
     text = renderers[fmt](report)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -543,9 +506,8 @@ def import_command(
             f"unknown environment {environment!r}",
             hint="use one of: " + ", ".join(sorted(desired.environments)),
         )
-    with open_provider(desired, _connect_options(api_url, emulator_db, timeout)) as provider:
-        live = provider.read(desired)
-    text, notes = import_wallets(desired, live, environment)
+    with _engine(desired, api_url, emulator_db, timeout) as engine:
+        text, notes = engine.import_wallets(environment)
     for note in notes:
         click.echo(f"Note: {note}", err=True)
     if output is not None:

@@ -44,14 +44,12 @@ import yaml
 
 from voltage_iac.errors import ConfigError, ConfigIssue
 from voltage_iac.identity import LABEL_PREFIX, is_reserved_label
+from voltage_iac.kinds.wallet import DesiredWallet, Policies, ProcessingFee
 from voltage_iac.model import (
     DesiredState,
-    DesiredWallet,
     Environment,
     Guards,
     LineOfCredit,
-    Policies,
-    ProcessingFee,
     SourceRef,
     frozen_map,
 )
@@ -1255,7 +1253,7 @@ class _Checker:
             api_url=api_url,
             environments=frozen_map(environments),
             lines_of_credit=frozen_map(lines),
-            wallets=frozen_map(wallets),
+            resources=frozen_map({"wallet": frozen_map(wallets)}),
         )
 
     def _lnbits(self, entry: _Entry, provider: dict[str, Any]) -> DesiredState | None:
@@ -1301,7 +1299,7 @@ class _Checker:
             organization_id="",
             provider_kind="lnbits",
             api_url=None,
-            wallets=frozen_map(wallets),
+            resources=frozen_map({"wallet": frozen_map(wallets)}),
             provider_options=frozen_map({"url": url}),
         )
 

@@ -1,11 +1,11 @@
-"""Choosing and opening the backend a configuration names.
+"""Opening the backend a configuration names: a lookup in the backend registry.
 
-Called by the CLI; returns a `Provider` inside a context manager that also stops what it
-started (the embedded emulator). The API URL comes from `--api-url`, else
-`VOLTAGE_API_URL`, else the config's `provider.api_url`, else the public Voltage API;
-the value `emulator` selects the embedded emulator (no credentials needed). The API key
-comes from `VOLTAGE_API_KEY` or from the file named by `VOLTAGE_API_KEY_FILE`, and is
-held as a `Secret` from the moment it is read.
+Called by the engine's callers (the CLI); returns a `Backend` inside a context manager
+that also stops what it started (the embedded emulator). Each backend's own module says
+where its URL and credentials come from (`providers.voltage.open_backend`,
+`providers.lnbits.open_backend`); credentials are held as a `Secret` from the moment
+they are read. Nothing is imported for a backend the configuration does not use, so a
+run against the real API never imports the emulator or its server.
 """
 
 from __future__ import annotations
@@ -13,135 +13,36 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlparse
 
-from voltage_iac.errors import AuthError, UsageError
+from voltage_iac.errors import UsageError
 from voltage_iac.model import DesiredState
-from voltage_iac.providers.base import Provider
-from voltage_iac.secret import Secret
+from voltage_iac.providers import registry
+from voltage_iac.providers.base import Backend, ConnectOptions
 
-DEFAULT_API_URL = "https://voltageapi.com/v1"
-EMULATOR = "emulator"
-DEFAULT_EMULATOR_DB = ".voltage-iac/emulator.db"
+__all__ = ["ConnectOptions", "api_key_from_environment", "open_backend"]
 
 
-@dataclass(frozen=True)
-class ConnectOptions:
-    api_url: str | None = None  # --api-url
-    emulator_db: str | None = None  # --emulator-db
-    wait_timeout: float = 120.0  # seconds to wait for a 202 to become visible
-    request_timeout: float = 30.0
-
-
-def api_key_from_environment(environ: Mapping[str, str]) -> Secret:
+def api_key_from_environment(environ: Mapping[str, str]) -> object:
     """The Voltage API key from VOLTAGE_API_KEY or VOLTAGE_API_KEY_FILE (never echoed)."""
-    value = environ.get("VOLTAGE_API_KEY", "").strip()
-    key_file = environ.get("VOLTAGE_API_KEY_FILE", "").strip()
-    if value and key_file:
-        raise UsageError(
-            "both VOLTAGE_API_KEY and VOLTAGE_API_KEY_FILE are set",
-            hint="set only one of them",
-        )
-    if key_file:
-        try:
-            value = Path(key_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
-            raise UsageError(
-                f"cannot read the API key file named by VOLTAGE_API_KEY_FILE ({key_file}): {reason}"
-            ) from None
-        if not value:
-            raise UsageError(f"the API key file {key_file} is empty")
-    if not value:
-        raise AuthError(
-            "no API key: set VOLTAGE_API_KEY (or VOLTAGE_API_KEY_FILE to a file holding it)",
-            hint="or use the embedded emulator: provider.api_url: emulator",
-        )
-    return Secret(value)
+    from voltage_iac.providers.voltage import api_key_from_environment as read_key
 
-
-def resolve_api_url(
-    desired: DesiredState, options: ConnectOptions, environ: Mapping[str, str]
-) -> str:
-    url = (
-        options.api_url
-        or environ.get("VOLTAGE_API_URL", "").strip()
-        or desired.api_url
-        or DEFAULT_API_URL
-    )
-    if url == EMULATOR:
-        return url
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise UsageError(
-            f"API URL {url!r} is not an http(s) URL",
-            hint=f"use e.g. {DEFAULT_API_URL}, or `{EMULATOR}` for the embedded emulator",
-        )
-    return url.rstrip("/")
+    return read_key(environ)
 
 
 @contextmanager
-def open_provider(
+def open_backend(
     desired: DesiredState,
     options: ConnectOptions | None = None,
     environ: Mapping[str, str] | None = None,
-) -> Iterator[Provider]:
+) -> Iterator[Backend]:
     """Open the backend for `desired`; closes it (and any embedded emulator) on exit."""
-    options = options or ConnectOptions()
-    env = os.environ if environ is None else environ
-    if desired.provider_kind == "lnbits":
-        from voltage_iac.providers.lnbits import LnbitsProvider
-
-        if options.api_url or options.emulator_db:
-            raise UsageError(
-                "--api-url and --emulator-db apply to the Voltage provider only",
-                hint="an LNbits config names its server in provider.url",
-            )
-        lnbits = LnbitsProvider.from_environment(
-            desired, env, wait_timeout=options.wait_timeout, timeout=options.request_timeout
-        )
-        try:
-            yield lnbits
-        finally:
-            lnbits.close()
-        return
-
-    from voltage_iac.client import VoltageClient
-    from voltage_iac.providers.voltage import VoltageProvider
-
-    url = resolve_api_url(desired, options, env)
-    if url == EMULATOR:
-        from voltage_iac.emulator.server import EmbeddedEmulator
-
-        db = options.emulator_db or env.get("VOLTAGE_IAC_EMULATOR_DB") or DEFAULT_EMULATOR_DB
-        Path(db).parent.mkdir(parents=True, exist_ok=True)
-        with EmbeddedEmulator(db) as emulator:
-            client = VoltageClient(
-                emulator.base_url, emulator.api_key, timeout=options.request_timeout
-            )
-            provider = VoltageProvider(
-                client,
-                desired.organization_id,
-                description=f"embedded emulator, state in {db}",
-                wait_timeout=options.wait_timeout,
-            )
-            try:
-                yield provider
-            finally:
-                provider.close()
-        return
-
-    key = api_key_from_environment(env)
-    client = VoltageClient(url, key, timeout=options.request_timeout)
-    provider = VoltageProvider(
-        client,
-        desired.organization_id,
-        description=f"Voltage API at {url}",
-        wait_timeout=options.wait_timeout,
-    )
     try:
-        yield provider
-    finally:
-        provider.close()
+        opener = registry.opener(desired.provider_kind)
+    except KeyError:
+        raise UsageError(
+            f"unknown provider kind {desired.provider_kind!r}",
+            hint="use one of: " + ", ".join(registry.names()),
+        ) from None
+    env = os.environ if environ is None else environ
+    with opener(desired, options or ConnectOptions(), env) as backend:
+        yield backend

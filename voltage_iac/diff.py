@@ -1,406 +1,287 @@
-"""The diff: desired state + live state -> Plan. Pure and deterministic.
+"""The diff: desired state + live state -> Plan. Pure, deterministic, and kind-neutral.
 
-Imports only model, identity, units and plan. Called by the engine after a provider's
-read, and by tests over literal inputs. No I/O, clock or randomness: the same inputs
-always give the same plan, which is what makes plans reviewable and checksummable.
+Imports the model, the plan and the kind registry, and names no kind. Called by the
+engine after a backend's read, and by tests over literal inputs. No I/O, clock or
+randomness: the same inputs always give the same plan, which is what makes plans
+reviewable and checksummable.
 
-Rules:
-- Desired and live wallets are paired by identity (`Ownership.key`, or a pinned id),
-  never by content; only managed fields are compared, so balances and timestamps can
-  never show up as changes.
-- Only wallets owned by this stack are updated or deleted. Everything else in a managed
+Rules, the same for every kind:
+- Desired and live objects are paired by (kind, key): the key comes from the ownership
+  the backend read (`Ownership.key`), or from a pinned id; never from content. Only the
+  fields the kind manages are compared (the kind's `compare`), so balances and timestamps
+  can never show up as changes.
+- Only objects owned by this stack are updated or deleted. Everything else in a managed
   environment is listed as unmanaged and left alone.
-- A change to a field fixed at creation is a replacement: a new wallet with the next
-  generation's id, then the old one deleted. Wallets left over by an interrupted
+- An id is created once: a create is never planned for an id the live listing already
+  holds, whatever that object's labels say; such a conflict blocks the change.
+- A field change the kind cannot make in place is a replacement: a new object with the
+  next generation's id, then the old one deleted. Objects left over by an interrupted
   replacement are planned for deletion (marked `superseded`).
+- Protection recorded on a live object, and funds it holds, block its deletion or
+  replacement whether or not it is still in the configuration.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from voltage_iac import identity
-from voltage_iac.model import (
-    POLICY_FIELDS,
-    DesiredState,
-    DesiredWallet,
-    LiveState,
-    LiveWallet,
-    Policies,
-    network_response_name,
-    same_network,
-)
-from voltage_iac.plan import (
-    Action,
-    CapacityProblem,
-    FieldChange,
-    Plan,
-    UnmanagedWallet,
-    WalletChange,
-    canonical_json,
-)
-from voltage_iac.units import format_limit
-
-_IMMUTABLE_REASONS = {
-    "environment": "the environment is fixed at creation",
-    "network": "the network is fixed at creation",
-    "line_of_credit": "the line of credit is fixed at creation",
-    "limit": "the limit is fixed at creation",
-    "metadata": "metadata is fixed at creation",
-}
+from voltage_iac import kinds
+from voltage_iac.kinds.base import DiffContext, ResourceKind
+from voltage_iac.model import DesiredState, LiveState
+from voltage_iac.plan import Action, Change, Plan, Problem, Unmanaged
 
 
 def diff(desired: DesiredState, live: LiveState, *, targets: Sequence[str] | None = None) -> Plan:
-    """Compare the configuration with the live wallets and return the plan."""
-    env_names = {env.id: env.name for env in desired.environments.values()}
-
-    owned: dict[str, list[LiveWallet]] = {}
-    by_id = {w.id: w for w in live.wallets}
-    pinned_ids = {w.pinned_id: w.key for w in desired.wallets.values() if w.pinned_id}
-    for wallet in live.wallets:
-        key = _owner_key(wallet, desired.stack, pinned_ids)
-        if key is not None:
-            owned.setdefault(key, []).append(wallet)
-
-    changes: list[WalletChange] = []
-    warnings: list[str] = []
-    for key, want in desired.wallets.items():
-        wallets = owned.get(key, [])
-        changes.extend(_changes_for(desired, want, wallets, by_id, env_names, live, warnings))
-
-    for key in sorted(set(owned) - set(desired.wallets)):
-        for wallet in _active(owned[key]):
-            changes.append(_delete(key, wallet, env_names, superseded=False))
-
-    for wallet in live.wallets:
-        if wallet.deletion_failed_at and _owner_key(wallet, desired.stack, pinned_ids):
-            warnings.append(
-                f"wallet {wallet.id} ({wallet.name}): deletion failed at "
-                f"{wallet.deletion_failed_at}"
-            )
-
-    unmanaged = tuple(
-        UnmanagedWallet(
-            id=w.id,
-            name=w.name,
-            environment=env_names.get(w.environment_id or "", w.environment_id or "default"),
-            owner_stack=w.owner.stack if w.owner else None,
-        )
-        for w in sorted(live.wallets, key=lambda w: (w.environment_id or "", w.name, w.id))
-        if w.active and _owner_key(w, desired.stack, pinned_ids) is None
+    """Compare the configuration with the live state and return the plan."""
+    ctx = DiffContext(
+        desired=desired,
+        live=live,
+        env_names={env.id: env.name for env in desired.environments.values()},
     )
-
+    changes: list[Change] = []
+    unmanaged: list[Unmanaged] = []
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    owned_refs: list[str] = []
     managed_counts: dict[str, int] = {}
-    for key, wallets in owned.items():
-        if _active(wallets) and key in desired.wallets:
-            env = desired.wallets[key].environment
-            managed_counts[env] = managed_counts.get(env, 0) + 1
-    for change in changes:
-        if change.action is Action.DELETE and not change.superseded:
-            managed_counts[change.environment] = managed_counts.get(change.environment, 0) + 1
+    for kind in kinds.registered():
+        result = _KindDiff(kind, ctx)
+        changes.extend(result.changes)
+        unmanaged.extend(result.unmanaged)
+        warnings.extend(result.warnings)
+        owned_refs.extend(f"{kind.name}:{i}" for i in result.owned_ids)
+        for scope, count in result.managed_counts.items():
+            managed_counts[scope] = managed_counts.get(scope, 0) + count
+        kind_changes = result.changes
+        if targets:
+            kind_changes = [c for c in kind_changes if c.key in set(targets)]
+        problems.extend(kind.problems(ctx, kind_changes))
 
     if targets:
         wanted = set(targets)
         changes = [c for c in changes if c.key in wanted]
-
-    changes.sort(key=lambda c: (c.environment, c.key, c.action is Action.DELETE, c.wallet_id or ""))
-    owned_ids = sorted(w.id for ws in owned.values() for w in ws if w.active)
+    changes.sort(
+        key=lambda c: (c.environment, c.kind, c.key, c.action is Action.DELETE, c.id or "")
+    )
     return Plan(
         stack=desired.stack,
         organization_id=desired.organization_id,
         provider_kind=desired.provider_kind,
         config_digest=desired.digest,
         changes=tuple(changes),
-        unmanaged=unmanaged,
-        capacity_problems=tuple(_capacity_problems(desired, live, changes)),
+        unmanaged=tuple(unmanaged),
+        problems=tuple(problems),
         warnings=tuple(warnings),
         targets=tuple(sorted(set(targets))) if targets else (),
-        owned_wallet_ids=tuple(owned_ids),
+        owned=tuple(sorted(owned_refs)),
         managed_counts=dict(sorted(managed_counts.items())),
         guards=desired.guards,
     )
 
 
-def _owner_key(wallet: LiveWallet, stack: str, pinned_ids: Mapping[str, str]) -> str | None:
-    if wallet.id in pinned_ids:
-        return pinned_ids[wallet.id]
-    if wallet.owner is not None and wallet.owner.stack == stack:
-        return wallet.owner.key
+def owner_key(obj: Any, stack: str, pinned_ids: Mapping[str, str]) -> str | None:
+    """The key of this stack's entry that owns live object `obj`, or None."""
+    if obj.id in pinned_ids:
+        return pinned_ids[obj.id]
+    if obj.owner is not None and obj.owner.stack == stack:
+        return str(obj.owner.key)
     return None
 
 
-def _active(wallets: Iterable[LiveWallet]) -> list[LiveWallet]:
-    return [w for w in wallets if w.active]
+def _active(objects: Iterable[Any]) -> list[Any]:
+    return [o for o in objects if o.active]
 
 
-def _generation(wallet: LiveWallet) -> int:
-    return wallet.owner.generation if wallet.owner else 0
+def _generation(obj: Any) -> int:
+    return int(obj.owner.generation) if obj.owner else 0
 
 
-def _changes_for(
-    desired: DesiredState,
-    want: DesiredWallet,
-    wallets: list[LiveWallet],
-    by_id: Mapping[str, LiveWallet],
-    env_names: Mapping[str, str],
-    live: LiveState,
-    warnings: list[str],
-) -> list[WalletChange]:
-    next_generation = max((_generation(w) for w in wallets), default=-1) + 1
-    active = _active(wallets)
-    if want.pinned_id and want.pinned_id not in by_id:
-        warnings.append(
-            f"{want.key}: pinned wallet {want.pinned_id} was not found; a new wallet is planned"
-        )
-    if not active:
-        return [_create(desired, want, next_generation, live)]
+class _KindDiff:
+    """The diff of one kind (a class only to share its working tables)."""
 
-    # The current wallet: the pinned one, else the newest generation; older ones are
-    # leftovers of an interrupted replacement.
-    active.sort(key=lambda w: (w.id == want.pinned_id, _generation(w), w.id), reverse=True)
-    current, leftovers = active[0], active[1:]
-    out = [_delete(want.key, w, env_names, superseded=True) for w in leftovers]
+    def __init__(self, kind: ResourceKind, ctx: DiffContext) -> None:
+        self.kind = kind
+        self.ctx = ctx
+        desired = ctx.desired
+        self.wanted: Mapping[str, Any] = desired.of(kind.name)
+        self.live_objects = ctx.live.of(kind.name)
+        self.by_id = {o.id: o for o in self.live_objects}
+        self.pinned = {w.pinned_id: w.key for w in self.wanted.values() if w.pinned_id}
+        self.owned: dict[str, list[Any]] = {}
+        for obj in self.live_objects:
+            key = owner_key(obj, desired.stack, self.pinned)
+            if key is not None:
+                self.owned.setdefault(key, []).append(obj)
+        self.changes: list[Change] = []
+        self.warnings: list[str] = []
+        self._run()
 
-    immutable = _immutable_changes(want, current, env_names, live.capabilities.immutable_fields)
-    mutable = _mutable_changes(want, current)
-    snapshot = live_snapshot(current)
-    common: dict[str, Any] = {
-        "key": want.key,
-        "environment": want.environment,
-        "name": want.name,
-        "protected": want.protect,
-        "mainnet": _is_mainnet(want.network) or _is_mainnet(current.network),
-        "has_funds": current.has_funds,
-        "live_snapshot": snapshot,
-        "desired": want,
-        "live": current,
-        "wallet_id": current.id,
-    }
-    if immutable:
-        reasons = tuple(
-            _IMMUTABLE_REASONS[name]
-            for name in _IMMUTABLE_REASONS
-            if any(c.field == name or c.field.startswith(name + ".") for c in immutable)
-        )
+    # -- the pass ------------------------------------------------------------------------
+    def _run(self) -> None:
+        kind, stack = self.kind, self.ctx.desired.stack
+        for key, want in self.wanted.items():
+            self.changes.extend(self._changes_for(want, self.owned.get(key, [])))
+        for key in sorted(set(self.owned) - set(self.wanted)):
+            for obj in _active(self.owned[key]):
+                self.changes.append(self._delete(key, obj, superseded=False))
+        for obj in self.live_objects:
+            if obj.deletion_failed_at and owner_key(obj, stack, self.pinned):
+                self.warnings.append(
+                    f"{kind.name} {obj.id} ({obj.name}): deletion failed at "
+                    f"{obj.deletion_failed_at}"
+                )
+        self.unmanaged = [
+            Unmanaged(
+                kind=kind.name,
+                id=o.id,
+                name=o.name,
+                environment=self._env_name(o),
+                owner_stack=o.owner.stack if o.owner else None,
+            )
+            for o in sorted(self.live_objects, key=lambda o: (o.environment_id or "", o.name, o.id))
+            if o.active and owner_key(o, stack, self.pinned) is None
+        ]
+        self.owned_ids = sorted(o.id for objs in self.owned.values() for o in objs if o.active)
+        counts: dict[str, int] = {}
+        for key, objs in self.owned.items():
+            if _active(objs) and key in self.wanted:
+                scope = f"{kind.name}:{self.wanted[key].environment}"
+                counts[scope] = counts.get(scope, 0) + 1
+        for change in self.changes:
+            if change.action is Action.DELETE and not change.superseded:
+                scope = f"{kind.name}:{change.environment}"
+                counts[scope] = counts.get(scope, 0) + 1
+        self.managed_counts = counts
+
+    def _env_name(self, obj: Any) -> str:
+        env_id = obj.environment_id or ""
+        return self.ctx.env_names.get(env_id, env_id or "default")
+
+    # -- one entry -----------------------------------------------------------------------
+    def _changes_for(self, want: Any, objects: list[Any]) -> list[Change]:
+        kind = self.kind
+        next_generation = max((_generation(o) for o in objects), default=-1) + 1
+        active = _active(objects)
+        if want.pinned_id and want.pinned_id not in self.by_id:
+            self.warnings.append(
+                f"{want.key}: pinned {kind.name} {want.pinned_id} was not found; "
+                f"a new {kind.name} is planned"
+            )
+        if not active:
+            return [self._create(want, next_generation)]
+
+        # The current object: the pinned one, else the newest generation; older ones are
+        # leftovers of an interrupted replacement.
+        active.sort(key=lambda o: (o.id == want.pinned_id, _generation(o), o.id), reverse=True)
+        current, leftovers = active[0], active[1:]
+        out = [self._delete(want.key, o, superseded=True) for o in leftovers]
+
+        fields = kind.compare(self.ctx, want, current)
+        replace = any(f.forces_replacement for f in fields)
+        action = Action.REPLACE if replace else Action.UPDATE if fields else Action.NOOP
+        new_id = self._new_id(want, next_generation) if replace else None
+        blocked = list(self._blocked(action, current))
+        if new_id is not None:
+            blocked.extend(self._id_taken(new_id, want.key))
         out.append(
-            WalletChange(
-                action=Action.REPLACE,
-                new_wallet_id=_new_id(desired, want, next_generation, live),
-                generation=next_generation,
-                fields=tuple(immutable + mutable),
-                reasons=reasons,
-                **common,
+            Change(
+                kind=kind.name,
+                key=want.key,
+                action=action,
+                environment=want.environment,
+                name=want.name,
+                id=current.id,
+                new_id=new_id,
+                generation=next_generation if replace else None,
+                fields=tuple(fields),
+                reasons=kind.replace_reasons(fields) if replace else (),
+                protected=want.protect or kind.protected_live(current),
+                mainnet=kind.mainnet(want, current),
+                has_funds=kind.has_funds(current),
+                guarded=kind.guarded(action, fields, self.ctx.desired.guards),
+                blocked=tuple(blocked),
+                notes=kind.notes(action, fields),
+                live_snapshot=kind.snapshot(current),
+                desired=want,
+                live=current,
             )
         )
-    elif mutable:
-        out.append(WalletChange(action=Action.UPDATE, fields=tuple(mutable), **common))
-    else:
-        out.append(WalletChange(action=Action.NOOP, **common))
-    return out
+        return out
 
+    def _new_id(self, want: Any, generation: int) -> str | None:
+        return self.kind.new_id(self.ctx, want, generation)
 
-def _create(
-    desired: DesiredState, want: DesiredWallet, generation: int, live: LiveState
-) -> WalletChange:
-    fields: list[FieldChange] = [FieldChange("name", None, want.name)]
-    if want.environment_id is not None:
-        fields.append(FieldChange("environment", None, want.environment))
-    if want.network is not None:
-        fields.append(FieldChange("network", None, want.network))
-    if want.line_of_credit_id is not None:
-        fields.append(FieldChange("line_of_credit", None, want.line_of_credit))
-    if want.limit is not None:
-        fields.append(FieldChange("limit", None, want.limit))
-    for k, v in want.metadata.items():
-        fields.append(FieldChange(f"metadata.{k}", None, v))
-    if want.policies is not None:
-        for k, v in want.policies.to_dict().items():
-            if v not in (None, False):
-                fields.append(FieldChange(f"policies.{k}", None, v))
-    return WalletChange(
-        key=want.key,
-        action=Action.CREATE,
-        environment=want.environment,
-        name=want.name,
-        new_wallet_id=_new_id(desired, want, generation, live),
-        generation=generation,
-        fields=tuple(fields),
-        protected=want.protect,
-        mainnet=_is_mainnet(want.network),
-        desired=want,
-    )
+    def _id_taken(self, new_id: str, key: str) -> list[str]:
+        """A create for an id the listing already holds can never be right."""
+        taken = self.by_id.get(new_id)
+        if taken is None:
+            return []
+        kind = self.kind.name
+        if not taken.active:
+            return []  # a deleted id: the next generation is planned (see _create)
+        return [
+            f"{kind} id {new_id} already exists ({taken.name!r}) but is not labelled as "
+            f"this stack's {key!r}, so it cannot be created again; pin it with `id: {new_id}` "
+            f"to adopt it, or delete the stray {kind}"
+        ]
 
+    def _create(self, want: Any, generation: int) -> Change:
+        kind = self.kind
+        new_id = self._new_id(want, generation)
+        # A deleted object's id can never be used again: skip past every generation whose
+        # id the listing holds as inactive.
+        while new_id is not None and new_id in self.by_id and not self.by_id[new_id].active:
+            generation += 1
+            new_id = self._new_id(want, generation)
+        blocked = tuple(self._id_taken(new_id, want.key)) if new_id else ()
+        return Change(
+            kind=kind.name,
+            key=want.key,
+            action=Action.CREATE,
+            environment=want.environment,
+            name=want.name,
+            new_id=new_id,
+            generation=generation,
+            fields=tuple(kind.create_fields(self.ctx, want)),
+            protected=want.protect,
+            mainnet=kind.mainnet(want, None),
+            blocked=blocked,
+            desired=want,
+        )
 
-def _delete(
-    key: str, wallet: LiveWallet, env_names: Mapping[str, str], *, superseded: bool
-) -> WalletChange:
-    fields = [FieldChange("name", wallet.name, None)]
-    if wallet.limit is not None:
-        fields.append(FieldChange("limit", wallet.limit, None))
-    return WalletChange(
-        key=key,
-        action=Action.DELETE,
-        environment=env_names.get(wallet.environment_id or "", wallet.environment_id or "default"),
-        name=wallet.name,
-        wallet_id=wallet.id,
-        fields=tuple(fields),
-        superseded=superseded,
-        mainnet=_is_mainnet(wallet.network),
-        has_funds=wallet.has_funds,
-        reasons=(
-            ("left over by an interrupted replacement",)
-            if superseded
-            else ("no longer in the configuration",)
-        ),
-        live_snapshot=live_snapshot(wallet),
-        live=wallet,
-    )
+    def _delete(self, key: str, obj: Any, *, superseded: bool) -> Change:
+        kind = self.kind
+        want = self.wanted.get(key)
+        return Change(
+            kind=kind.name,
+            key=key,
+            action=Action.DELETE,
+            environment=self._env_name(obj),
+            name=obj.name,
+            id=obj.id,
+            fields=tuple(kind.delete_fields(obj)),
+            superseded=superseded,
+            protected=kind.protected_live(obj) or (want is not None and want.protect),
+            mainnet=kind.mainnet(None, obj),
+            has_funds=kind.has_funds(obj),
+            blocked=tuple(self._blocked(Action.DELETE, obj)),
+            reasons=(
+                ("left over by an interrupted replacement",)
+                if superseded
+                else ("no longer in the configuration",)
+            ),
+            live_snapshot=kind.snapshot(obj),
+            live=obj,
+        )
 
-
-def _new_id(
-    desired: DesiredState, want: DesiredWallet, generation: int, live: LiveState
-) -> str | None:
-    if not live.capabilities.client_chosen_ids or want.environment_id is None:
-        return None
-    return identity.wallet_id(
-        desired.organization_id, want.environment_id, desired.stack, want.key, generation
-    )
-
-
-def _immutable_changes(
-    want: DesiredWallet,
-    current: LiveWallet,
-    env_names: Mapping[str, str],
-    immutable_fields: Sequence[str],
-) -> list[FieldChange]:
-    out: list[FieldChange] = []
-    if (
-        "environment" in immutable_fields
-        and want.environment_id is not None
-        and want.environment_id != current.environment_id
-    ):
-        before = env_names.get(current.environment_id or "", current.environment_id)
-        out.append(FieldChange("environment", before, want.environment))
-    if (
-        "network" in immutable_fields
-        and want.network is not None
-        and not same_network(want.network, current.network)
-    ):
-        out.append(FieldChange("network", current.network, network_response_name(want.network)))
-    if (
-        "line_of_credit" in immutable_fields
-        and want.line_of_credit_id is not None
-        and want.line_of_credit_id != current.line_of_credit_id
-    ):
-        out.append(FieldChange("line_of_credit", current.line_of_credit_id, want.line_of_credit_id))
-    if "limit" in immutable_fields and want.limit is not None and want.limit != current.limit:
-        out.append(FieldChange("limit", current.limit, want.limit))
-    if "metadata" in immutable_fields:
-        for k in sorted(set(want.metadata) | set(current.metadata)):
-            before, after = current.metadata.get(k), want.metadata.get(k)
-            if before != after:
-                out.append(FieldChange(f"metadata.{k}", before, after))
-    return out
-
-
-def _mutable_changes(want: DesiredWallet, current: LiveWallet) -> list[FieldChange]:
-    out: list[FieldChange] = []
-    if want.name != current.name:
-        out.append(FieldChange("name", current.name, want.name))
-    if want.policies is not None and current.policies is not None:
-        out.extend(policy_changes(current.policies, want.policies))
-    return out
-
-
-def policy_changes(before: Policies, after: Policies) -> list[FieldChange]:
-    old, new = before.to_dict(), after.to_dict()
-    return [
-        FieldChange(f"policies.{name}", old[name], new[name])
-        for name in POLICY_FIELDS
-        if old[name] != new[name]
-    ]
-
-
-def _is_mainnet(network: str | None) -> bool:
-    return network == "mainnet"
-
-
-def live_snapshot(wallet: LiveWallet) -> dict[str, Any]:
-    """The managed fields of a live wallet, as planned against (for stale-plan checks)."""
-    return {
-        "id": wallet.id,
-        "name": wallet.name,
-        "active": wallet.active,
-        "environment_id": wallet.environment_id,
-        "network": wallet.network,
-        "line_of_credit_id": wallet.line_of_credit_id,
-        "limit": wallet.limit,
-        "metadata": dict(wallet.metadata),
-        "policies": wallet.policies.to_dict() if wallet.policies is not None else None,
-        "deletion_failed_at": wallet.deletion_failed_at,
-    }
-
-
-def fingerprint(snapshot: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(dict(snapshot))).hexdigest()[:16]
-
-
-def _capacity_problems(
-    desired: DesiredState, live: LiveState, changes: Sequence[WalletChange]
-) -> list[CapacityProblem]:
-    needed: dict[str, int] = {}
-    names: dict[str, str] = {}
-    networks: dict[str, set[str]] = {}
-    for change in changes:
-        want = change.desired
-        if change.action not in (Action.CREATE, Action.REPLACE) or want is None:
-            continue
-        if want.line_of_credit_id is None or want.limit is None:
-            continue
-        loc = want.line_of_credit_id
-        needed[loc] = needed.get(loc, 0) + want.limit
-        names[loc] = want.line_of_credit or loc
-        if want.network:
-            networks.setdefault(loc, set()).add(want.network)
-    problems = []
-    for loc, amount in sorted(needed.items()):
-        summary = live.lines_of_credit.get(loc)
-        name = names[loc]
-        if summary is None:
-            problems.append(
-                CapacityProblem(
-                    name,
-                    loc,
-                    f"line of credit {loc} was not found in the organization "
-                    "(check lines_of_credit in the configuration)",
-                )
-            )
-            continue
-        if summary.disabled:
-            problems.append(CapacityProblem(name, loc, f"line of credit {loc} is disabled"))
-            continue
-        for network in sorted(networks.get(loc, ())):
-            if not same_network(network, summary.network):
-                problems.append(
-                    CapacityProblem(
-                        name,
-                        loc,
-                        f"wallets on {network} cannot use this line of credit, "
-                        f"which is on {summary.network}",
-                    )
-                )
-        if amount > summary.available:
-            problems.append(
-                CapacityProblem(
-                    name,
-                    loc,
-                    f"the plan allocates {format_limit(amount)} but only "
-                    f"{format_limit(summary.available)} is available "
-                    f"(limit {format_limit(summary.limit)}, allocated "
-                    f"{format_limit(summary.allocated_limit)}); lower the wallet limits or "
-                    "raise the line of credit",
-                )
-            )
-    return problems
+    def _blocked(self, action: Action, obj: Any) -> list[str]:
+        if action not in (Action.REPLACE, Action.DELETE) or not self.kind.has_funds(obj):
+            return []
+        verb = "replaced" if action is Action.REPLACE else "deleted"
+        return [
+            f"holds funds, so it cannot be {verb} ({self.kind.name} {obj.id}); drain it "
+            "first: the API refuses to delete a funded "
+            f"{self.kind.name}, and a half-done replacement would leave two live "
+            f"{self.kind.plural} for one entry"
+        ]

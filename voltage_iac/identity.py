@@ -24,7 +24,10 @@ LABEL_PREFIX = "voltage-iac."
 LABEL_STACK = "voltage-iac.stack"
 LABEL_KEY = "voltage-iac.key"
 LABEL_GENERATION = "voltage-iac.generation"
-RESERVED_LABELS = (LABEL_STACK, LABEL_KEY, LABEL_GENERATION)
+#: Written at creation on a `protect: true` wallet (metadata is fixed then): the wallet
+#: stays protected after its entry leaves the configuration.
+LABEL_PROTECT = "voltage-iac.protect"
+RESERVED_LABELS = (LABEL_STACK, LABEL_KEY, LABEL_GENERATION, LABEL_PROTECT)
 
 
 def wallet_id(
@@ -53,12 +56,27 @@ def ownership_labels(stack: str, key: str, generation: int) -> dict[str, str]:
 
 
 def with_labels(
-    user_metadata: Mapping[str, str], stack: str, key: str, generation: int
+    user_metadata: Mapping[str, str],
+    stack: str,
+    key: str,
+    generation: int,
+    *,
+    protect: bool = False,
 ) -> dict[str, str]:
     """The metadata to send at creation: the user's plus the ownership labels."""
     merged = dict(user_metadata)
     merged.update(ownership_labels(stack, key, generation))
+    if protect:
+        merged[LABEL_PROTECT] = "true"
     return merged
+
+
+def is_protected(metadata: Mapping[str, str] | None) -> bool:
+    """True when the wallet was created protected (its protection label says so)."""
+    return any(
+        k.strip().lower() == LABEL_PROTECT and v.strip().lower() == "true"
+        for k, v in (metadata or {}).items()
+    )
 
 
 def split_labels(metadata: Mapping[str, str] | None) -> tuple[dict[str, str], Ownership | None]:

@@ -1,113 +1,46 @@
-"""Import: YAML for wallets that exist but are not in the configuration.
+"""Import: YAML adopting resources that exist but are not in the configuration.
 
-Pure: DesiredState + LiveState + environment name in, (YAML text, notes) out. Each
-imported wallet is pinned by its existing id (`id:`): metadata cannot change after
-creation, so a pinned id is how a config adopts a wallet it did not create. Everything
-else is copied as it is live, so that a plan right after import shows no changes.
+Pure and kind-neutral: DesiredState + LiveState + environment name in, (YAML text, notes)
+out. Each kind that can adopt live objects contributes its config sections
+(`ResourceKind.import_sections`); this module checks the environment and writes the
+document.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import Any
 
 import yaml
 
+from voltage_iac import kinds
 from voltage_iac.errors import UsageError
-from voltage_iac.model import DesiredState, LiveState, LiveWallet, same_network
-
-_KEY_OK = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-
-
-def _norm(name: str) -> str:
-    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
-
-
-def _slug(name: str) -> str:
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:56] or "wallet"
-    return text if _KEY_OK.match(text) else "wallet"
+from voltage_iac.model import DesiredState, LiveState
 
 
 def import_wallets(
     desired: DesiredState, live: LiveState, environment: str
 ) -> tuple[str, list[str]]:
-    """The YAML document adopting every importable unmanaged wallet, and notes on skips."""
-    env = desired.environments.get(environment)
-    if env is None:
+    """The YAML document adopting every importable unmanaged resource, and notes on skips."""
+    if environment not in desired.environments:
         raise UsageError(
             f"unknown environment {environment!r}",
             hint="use one of: " + ", ".join(sorted(desired.environments)),
         )
-    pinned = {w.pinned_id for w in desired.wallets.values() if w.pinned_id}
-    taken_keys = set(desired.wallets)
-    taken_names = {_norm(w.name) for w in desired.wallets.values() if w.environment == environment}
-    loc_names = {loc.id: name for name, loc in desired.lines_of_credit.items()}
-    new_locs: dict[str, str] = {}
-    wallets: dict[str, Any] = {}
-    notes: list[str] = []
-
-    candidates = sorted(
-        (w for w in live.wallets if w.active and w.environment_id == env.id and w.id not in pinned),
-        key=lambda w: (w.name, w.id),
-    )
-    for wallet in candidates:
-        if wallet.owner is not None:
-            if wallet.owner.stack == desired.stack:
-                continue  # already managed by this stack
-            notes.append(
-                f"skipped {wallet.name} ({wallet.id}): managed by stack {wallet.owner.stack}"
-            )
-            continue
-        reason = _unimportable(wallet, env.network, taken_names)
-        if reason:
-            notes.append(f"skipped {wallet.name} ({wallet.id}): {reason}")
-            continue
-        assert wallet.line_of_credit_id is not None
-        loc_name = loc_names.get(wallet.line_of_credit_id)
-        if loc_name is None:
-            loc_name = new_locs.get(wallet.line_of_credit_id)
-        if loc_name is None:
-            loc_name = f"imported-{wallet.line_of_credit_id[:8]}"
-            new_locs[wallet.line_of_credit_id] = loc_name
-        key = _slug(wallet.name)
-        base, n = key, 2
-        while key in taken_keys:
-            key = f"{base[:60]}-{n}"
-            n += 1
-        taken_keys.add(key)
-        taken_names.add(_norm(wallet.name))
-        entry: dict[str, Any] = {
-            "id": wallet.id,
-            "name": wallet.name,
-            "environment": environment,
-            "line_of_credit": loc_name,
-            "limit": wallet.limit,
-        }
-        if wallet.metadata:
-            entry["metadata"] = dict(wallet.metadata)
-        wallets[key] = entry
-
     doc: dict[str, Any] = {"version": 1, "stack": desired.stack}
-    if new_locs:
-        doc["lines_of_credit"] = {name: loc_id for loc_id, name in sorted(new_locs.items())}
-    doc["wallets"] = wallets
+    notes: list[str] = []
+    counts: list[str] = []
+    for kind in kinds.registered():
+        sections, kind_notes = kind.import_sections(desired, live, environment)
+        notes.extend(kind_notes)
+        for name, value in sections.items():
+            if name == kind.section:
+                counts.append(f"{len(value)} {kind.plural}")
+            merged = doc.setdefault(name, {})
+            merged.update(value)
     header = (
-        f"# Imported by voltage-iac from environment {environment}: {len(wallets)} wallet(s).\n"
-        "# Each wallet is pinned by its id; review, then commit beside the configuration.\n"
+        f"# Imported by voltage-iac from environment {environment}: "
+        f"{', '.join(counts) or 'nothing'}.\n"
+        "# Each resource is pinned by its id; review, then commit beside the configuration.\n"
     )
     text = header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
     return text, notes
-
-
-def _unimportable(wallet: LiveWallet, network: str, taken_names: set[str]) -> str | None:
-    if wallet.limit is None or wallet.line_of_credit_id is None:
-        return "not backed by a line of credit (the configuration needs both a limit and one)"
-    if not same_network(network, wallet.network):
-        return f"on network {wallet.network}, not the environment's {network}"
-    if not 3 <= len(wallet.name.strip()) <= 256:
-        return "its name is not 3-256 characters; rename it first"
-    if _norm(wallet.name) in taken_names:
-        return "its name is already used by a configured wallet in this environment"
-    return None

@@ -1,38 +1,145 @@
-"""Saved plans that cannot go stale silently: compare a reviewed plan with a fresh one.
+"""Reviewed plan files that cannot go stale or be edited silently.
 
-Pure: the saved plan document (as written by `plan --out`) and a freshly computed Plan
-in, the list of differences out. `apply --plan FILE` refuses (exit 5) unless the fresh
-plan has the reviewed plan's checksum, and names every wallet and field that changed.
+Pure: a saved plan document (as written by `plan --out`) in, a `ReviewedPlan` or an
+error out; and the differences between a reviewed plan and a fresh one. The engine's
+review gate refuses (exit 5, nothing written):
+- a file whose content no longer matches its own checksum (any edit of what it plans,
+  its stack, organization, digest, targets or owned objects), or whose summary, force
+  record or overrides disagree with its changes;
+- a file made for another stack, organization or configuration than the run's;
+- a file whose plan differs from the fresh plan (naming every resource and field).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from voltage_iac.errors import UsageError
-from voltage_iac.plan import PLAN_FORMAT_VERSION, Plan, WalletChange
+from voltage_iac.errors import StalePlanError, UsageError
+from voltage_iac.model import DesiredState
+from voltage_iac.plan import PLAN_FORMAT_VERSION, SUMMARY_ACTIONS, Change, Plan, canonical_json
+
+#: The fields the checksum covers, in the plan document.
+CHECKSUMMED_FIELDS = (
+    "format_version",
+    "stack",
+    "organization_id",
+    "provider",
+    "config_digest",
+    "targets",
+    "owned",
+    "changes",
+)
 
 
-def check_plan_document(doc: Any, source: str) -> dict[str, Any]:
-    """Validate the shape of a saved plan file; raise UsageError if it is not one."""
+@dataclass(frozen=True)
+class ReviewedPlan:
+    """A plan file that passed its own integrity checks."""
+
+    document: dict[str, Any]
+    source: str
+
+    @property
+    def checksum(self) -> str:
+        return str(self.document["checksum"])
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(self.document["targets"])
+
+    @property
+    def force(self) -> bool:
+        return self.document.get("force") is True
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        return tuple(str(o) for o in self.document.get("overrides") or [])
+
+    def check_matches(self, desired: DesiredState) -> None:
+        """Refuse a plan made for another stack, organization or backend. (A plan made
+        from another configuration is refused by the checksum, which covers the config
+        digest, with every planned difference named.)"""
+        doc = self.document
+        differences = [
+            f"{label}: the plan file says {doc.get(name)!r}, this run has {value!r}"
+            for name, label, value in (
+                ("stack", "stack", desired.stack),
+                ("organization_id", "organization", desired.organization_id),
+                ("provider", "provider", desired.provider_kind),
+            )
+            if doc.get(name) != value
+        ]
+        if differences:
+            raise StalePlanError(
+                f"the reviewed plan {self.source} does not belong to this run; nothing was changed",
+                [*differences, "apply it with the configuration it was made from"],
+            )
+
+
+def checksum_of(document: dict[str, Any]) -> str:
+    body = {name: document.get(name) for name in CHECKSUMMED_FIELDS}
+    return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def read_plan_document(doc: Any, source: str) -> ReviewedPlan:
+    """Check a saved plan document's shape and integrity; raise if it is not intact."""
     if not isinstance(doc, dict) or "format_version" not in doc:
         raise UsageError(f"{source} is not a voltage-iac plan file")
-    if doc.get("format_version") != PLAN_FORMAT_VERSION:
+    version = doc.get("format_version")
+    if version != PLAN_FORMAT_VERSION:
         raise UsageError(
-            f"{source} has plan format {doc.get('format_version')!r}; this version of "
-            f"voltage-iac reads format {PLAN_FORMAT_VERSION}",
-            hint="make the plan again with this version",
+            f"{source} has plan format {version!r}; this version of voltage-iac reads "
+            f"format {PLAN_FORMAT_VERSION}",
+            hint="make the plan again with this version (plan --out FILE)",
         )
     for name, kind in (
         ("checksum", str),
         ("config_digest", str),
+        ("stack", str),
+        ("organization_id", str),
+        ("provider", str),
         ("changes", list),
-        ("owned_wallet_ids", list),
+        ("owned", list),
         ("targets", list),
+        ("summary", dict),
     ):
         if not isinstance(doc.get(name), kind):
             raise UsageError(f"{source}: field {name!r} is missing or malformed")
-    return doc
+    problems = _integrity_problems(doc)
+    if problems:
+        raise StalePlanError(
+            f"the reviewed plan {source} was changed after it was made; nothing was changed",
+            [*problems, "make a new plan (plan --out FILE) and have it reviewed again"],
+        )
+    return ReviewedPlan(doc, source)
+
+
+def _integrity_problems(doc: dict[str, Any]) -> list[str]:
+    out = []
+    if checksum_of(doc) != doc["checksum"]:
+        out.append(
+            "its content does not match its checksum "
+            f"(recorded {doc['checksum'][:19]}..., content {checksum_of(doc)[:19]}...)"
+        )
+    changes = [c for c in doc["changes"] if isinstance(c, dict)]
+    if len(changes) != len(doc["changes"]):
+        out.append("its changes are not all objects")
+    counts = {action.value: 0 for action in SUMMARY_ACTIONS}
+    for change in changes:
+        action = change.get("action")
+        if action in counts:
+            counts[action] += 1
+        else:
+            out.append(f"change {change.get('key')!r} has an unknown action {action!r}")
+    if doc["summary"] != counts:
+        out.append(f"its summary {doc['summary']} does not count its changes {counts}")
+    if not isinstance(doc.get("force"), bool):
+        out.append("its force record is missing or not true/false")
+    elif not doc["force"] and doc.get("overrides"):
+        out.append("it lists overridden guards but was not made with --force")
+    return out
 
 
 def stale_differences(saved: dict[str, Any], fresh: Plan) -> list[str]:
@@ -41,12 +148,12 @@ def stale_differences(saved: dict[str, Any], fresh: Plan) -> list[str]:
     if saved["config_digest"] != fresh.config_digest:
         out.append("the configuration changed since the plan was made")
     # A key can have two changes (a leftover of an interrupted replacement to delete, and
-    # its current wallet's change): pair them by key and by that distinction.
-    fresh_by_key = {(c.key, c.superseded): c for c in fresh.changes}
+    # its current object's change): pair them by kind, key and that distinction.
+    fresh_by_key = {(c.kind, c.key, c.superseded): c for c in fresh.changes}
     saved_keys = set()
     for old in saved["changes"]:
         key = old.get("key")
-        pair = (key, bool(old.get("superseded")))
+        pair = (old.get("kind"), key, bool(old.get("superseded")))
         saved_keys.add(pair)
         new = fresh_by_key.get(pair)
         if new is None or not new.is_change:
@@ -56,42 +163,47 @@ def stale_differences(saved: dict[str, Any], fresh: Plan) -> list[str]:
         before = old.get("live") or {}
         now = dict(new.live_snapshot) if new is not None and new.live_snapshot else {}
         live_changed = False
-        for field in sorted(set(before) | set(now)):
-            if before.get(field) != now.get(field):
+        for name in sorted(set(before) | set(now)):
+            if before.get(name) != now.get(name):
                 live_changed = True
-                wallet = before.get("id") or now.get("id")
+                obj = before.get("id") or now.get("id")
                 out.append(
-                    f"{key}: wallet {wallet} field {field} changed since the plan was made: "
-                    f"{before.get(field)!r} -> {now.get(field)!r}"
+                    f"{key}: {old.get('kind')} {obj} field {name} changed since the plan was "
+                    f"made: {before.get(name)!r} -> {now.get(name)!r}"
                 )
         if new is not None and new.is_change and not live_changed:
             out.extend(_field_differences(key, old.get("changes") or [], new))
     for change in fresh.actionable:
-        if (change.key, change.superseded) not in saved_keys:
+        if (change.kind, change.key, change.superseded) not in saved_keys:
             out.append(
                 f"{change.key}: now needs {change.action.value}, which the reviewed plan "
                 "does not contain"
             )
-    saved_owned = set(saved["owned_wallet_ids"])
-    fresh_owned = set(fresh.owned_wallet_ids)
-    for wallet_id in sorted(fresh_owned - saved_owned):
-        out.append(f"owned wallet {wallet_id} appeared since the plan was made")
-    for wallet_id in sorted(saved_owned - fresh_owned):
-        out.append(f"owned wallet {wallet_id} disappeared since the plan was made")
+    saved_owned = set(saved["owned"])
+    fresh_owned = set(fresh.owned)
+    for ref in sorted(fresh_owned - saved_owned):
+        out.append(f"owned {_ref(ref)} appeared since the plan was made")
+    for ref in sorted(saved_owned - fresh_owned):
+        out.append(f"owned {_ref(ref)} disappeared since the plan was made")
     if not out and saved["checksum"] != fresh.checksum():
         out.append("the plan's content differs from the reviewed plan")
     return out
 
 
-def _field_differences(key: str, reviewed: list[Any], fresh: WalletChange) -> list[str]:
-    """The fields whose planned value differs from the reviewed plan's (same live wallet)."""
+def _ref(ref: Any) -> str:
+    kind, _, obj = str(ref).partition(":")
+    return f"{kind} {obj}" if obj else kind
+
+
+def _field_differences(key: Any, reviewed: Sequence[Any], fresh: Change) -> list[str]:
+    """The fields whose planned value differs from the reviewed plan's (same live object)."""
     old: dict[Any, Any] = {c.get("field"): c for c in reviewed if isinstance(c, dict)}
     new: dict[Any, Any] = {c.field: c.to_dict() for c in fresh.fields}
     out = []
-    for field in sorted(set(old) | set(new), key=str):
-        if old.get(field) == new.get(field):
+    for name in sorted(set(old) | set(new), key=str):
+        if old.get(name) == new.get(name):
             continue
-        was = (old.get(field) or {}).get("after")
-        now = (new.get(field) or {}).get("after")
-        out.append(f"{key}: field {field} is now planned as {now!r}, the reviewed plan had {was!r}")
+        was = (old.get(name) or {}).get("after")
+        now = (new.get(name) or {}).get("after")
+        out.append(f"{key}: field {name} is now planned as {now!r}, the reviewed plan had {was!r}")
     return out

@@ -1,6 +1,7 @@
 """Amounts: parsing limits written with units, and formatting msats for people.
 
-Imports nothing of the package; pure functions used by the config loader and renderers.
+Imports only the model (for the u64 bound); pure functions used by the config loader and
+renderers.
 A limit is written either as an integer (msats) or as a string `"<number> <unit>"` with
 unit msat(s), sat(s) or btc. Parsing is exact (Decimal): a value that is not a whole
 number of msats is refused rather than rounded.
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from voltage_iac.model import U64_MAX
+
 MSATS_PER_SAT = 1000
 MSATS_PER_BTC = 100_000_000_000
-U64_MAX = 2**64 - 1
 
 _UNITS = {
     "msat": 1,

@@ -1,15 +1,18 @@
-"""The provider interface: the only way the engine reads or changes a backend.
+"""The backend interface: the only way the engine reads or changes a backend.
 
-Imports only the model. A provider turns backend JSON into `LiveState` (read) and carries
-out one operation at a time (writes), each of which returns only once the change is
-visible or raises. Providers hide their backend's identity rules behind `Ownership`
-and `Capabilities`, so the engine and the pure diff never name a backend.
+Imports only the model, the kinds' operation type and the backend registry. A backend
+declares what it supports (`spec`, a `registry.BackendSpec`), turns its JSON into a
+`LiveState` (`read`), and carries out one `Operation` at a time (`execute`), returning
+only once the change is visible, or raising. Backends hide their identity rules behind
+`Ownership`, so the engine and the pure diff never name a backend.
 
 Contract for every implementation:
 - `read` is all or nothing: any failed or partial read raises (a plan must never be made
   from an incomplete listing, or it could plan deletes).
-- writes never create a second wallet for the same entry, even when an earlier attempt's
-  outcome is unknown: resolve by reading before sending again.
+- `execute` never creates a second object for the same entry, even when an earlier
+  attempt's outcome is unknown: it resolves by reading before sending again.
+- an operation of a kind or verb the backend does not support raises
+  `UnsupportedOperation` (the config loader refuses such configurations first).
 - no secret appears in any exception message or repr.
 """
 
@@ -18,48 +21,49 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from voltage_iac.model import Capabilities, DesiredState, DesiredWallet, LiveState, Policies
+from voltage_iac.errors import VoltageIacError
+from voltage_iac.kinds.base import Operation
+from voltage_iac.model import DesiredState, LiveState
+from voltage_iac.providers.registry import BackendSpec
 
 
 @dataclass(frozen=True)
-class CreateRequest:
-    """Everything a provider needs to create one wallet."""
+class ConnectOptions:
+    """How to reach a backend, from the command line (every backend reads what it needs)."""
 
-    organization_id: str
-    stack: str
-    wallet: DesiredWallet
-    generation: int
-    wallet_id: str | None  # planned id when the client chooses ids, else None
+    api_url: str | None = None  # --api-url (Voltage)
+    emulator_db: str | None = None  # --emulator-db (Voltage's embedded emulator)
+    wait_timeout: float = 120.0  # seconds to wait for an accepted change to become visible
+    request_timeout: float = 30.0
+
+
+class UnsupportedOperation(VoltageIacError):
+    """The backend has no way to carry out this operation."""
 
 
 @runtime_checkable
-class Provider(Protocol):
-    capabilities: Capabilities
+class Backend(Protocol):
+    spec: BackendSpec
 
     def describe(self) -> str:
         """A short, secret-free description of the backend, e.g. 'Voltage API at https://...'."""
         ...
 
     def read(self, desired: DesiredState) -> LiveState:
-        """Read every wallet in the configured environments (active and inactive),
-        the line-of-credit summaries, and the policies of owned wallets whose config
-        manages policies. Raises on any failure."""
+        """Read every object of every supported kind in the configured environments
+        (active and inactive), and the references the kinds need. Raises on any failure."""
         ...
 
-    def create_wallet(self, request: CreateRequest) -> str:
-        """Create the wallet (idempotently) and wait until it is visible; returns its id."""
-        ...
-
-    def rename_wallet(self, wallet_id: str, name: str) -> None:
-        """Rename in place and wait until the new name is visible."""
-        ...
-
-    def update_policies(self, wallet_id: str, before: Policies | None, after: Policies) -> None:
-        """Change policies from `before` to `after` and wait until visible."""
-        ...
-
-    def delete_wallet(self, wallet_id: str) -> None:
-        """Delete (soft, on Voltage) and wait until the wallet is inactive or gone."""
+    def execute(self, operation: Operation) -> str | None:
+        """Carry out one operation and wait until it is visible; returns the id of the
+        object it acted on (for a create, the id of the new object)."""
         ...
 
     def close(self) -> None: ...
+
+
+def unsupported(backend: str, operation: Operation) -> UnsupportedOperation:
+    return UnsupportedOperation(
+        f"the {backend} backend cannot {operation.verb} a {operation.kind}",
+        hint="this configuration should have been refused at validate; please report it",
+    )

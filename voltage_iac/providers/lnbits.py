@@ -25,10 +25,11 @@ add up to the server's total: a listing that changed underneath is retried, then
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -38,7 +39,6 @@ import httpx
 from voltage_iac.errors import (
     ApiError,
     AuthError,
-    ConfigIssue,
     InvalidRequestError,
     MalformedResponseError,
     NotFoundError,
@@ -51,20 +51,15 @@ from voltage_iac.errors import (
     VoltageIacError,
     WriteOutcomeUnknown,
 )
-from voltage_iac.model import (
-    Capabilities,
-    DesiredState,
-    LiveState,
-    LiveWallet,
-    Ownership,
-    Policies,
-)
-from voltage_iac.providers.base import CreateRequest
+from voltage_iac.kinds.base import Operation
+from voltage_iac.kinds.wallet import LiveWallet
+from voltage_iac.model import DesiredState, LiveState, Ownership, frozen_map
+from voltage_iac.providers import registry
+from voltage_iac.providers.base import ConnectOptions, unsupported
 from voltage_iac.secret import Secret, redact
 
 log = logging.getLogger("voltage_iac.provider.lnbits")
 
-CAPABILITIES = Capabilities(client_chosen_ids=False, immutable_fields=(), mutable_fields=("name",))
 
 ENV_URL = "LNBITS_URL"
 ENV_TOKEN = "LNBITS_ACCESS_TOKEN"
@@ -135,53 +130,6 @@ def parse_name(name: str) -> tuple[str, Ownership | None]:
     )
 
 
-def validate_desired(desired: DesiredState, file: str = "") -> list[ConfigIssue]:
-    """Every reason the configuration cannot be served by LNbits (empty list: fine).
-
-    For the config loader: LNbits wallets have a name only.
-    """
-    where = file or (desired.files[0] if desired.files else "<config>")
-    issues: list[ConfigIssue] = []
-
-    def issue(path: str, message: str, hint: str | None = None, line: int | None = None) -> None:
-        issues.append(ConfigIssue(where, line, None, message, hint, path))
-
-    if not _PART_RE.match(desired.stack):
-        issue("stack", "the stack cannot be written into an LNbits wallet name")
-    for key, wallet in desired.wallets.items():
-        path = f"wallets.{key}"
-        line = wallet.source.line if wallet.source else None
-        unsupported = {
-            "limit": wallet.limit is not None,
-            "line_of_credit": wallet.line_of_credit is not None
-            or wallet.line_of_credit_id is not None,
-            "network": wallet.network is not None,
-            "policies": wallet.policies is not None,
-            "metadata": bool(wallet.metadata),
-            "pinned_id": wallet.pinned_id is not None,
-        }
-        for field_name, present in unsupported.items():
-            if present:
-                issue(
-                    f"{path}.{field_name}",
-                    f"`{field_name}` is not supported by the LNbits provider",
-                    "LNbits wallets have a name only; remove the field",
-                    line,
-                )
-        if not _PART_RE.match(key):
-            issue(path, "the key cannot be written into an LNbits wallet name", line=line)
-        if MARKER_PREFIX in wallet.name:
-            issue(
-                f"{path}.name",
-                "the name contains '[iac:', which marks ownership",
-                "write the display name only; voltage-iac adds the marker itself",
-                line,
-            )
-        if not wallet.name.strip():
-            issue(f"{path}.name", "the name is empty", line=line)
-    return issues
-
-
 # --- the provider ---------------------------------------------------------------------------
 
 
@@ -220,7 +168,7 @@ def _check_url(url: str) -> str:
 class LnbitsProvider:
     """The `Provider` for one LNbits account, authenticated by its bearer token."""
 
-    capabilities = CAPABILITIES
+    spec = registry.LNBITS
 
     def __init__(
         self,
@@ -339,19 +287,37 @@ class LnbitsProvider:
         wallets = self._list()
         self._refuse_duplicates(wallets, desired.stack)
         return LiveState(
-            wallets=tuple(sorted((w.live() for w in wallets), key=lambda w: w.id)),
+            resources=frozen_map(
+                {"wallet": tuple(sorted((w.live() for w in wallets), key=lambda w: w.id))}
+            ),
             environments_read=(ENVIRONMENT,),
-            capabilities=self.capabilities,
+            client_chosen_ids=self.spec.client_chosen_ids,
         )
 
-    def create_wallet(self, request: CreateRequest) -> str:
+    def execute(self, operation: Operation) -> str | None:
+        if operation.kind != "wallet":
+            raise unsupported("lnbits", operation)
+        if operation.verb == "create":
+            return self.create_wallet(operation)
+        assert operation.id is not None, operation.describe()
+        if operation.verb == "update":
+            self.rename_wallet(operation.id, operation.desired.name)
+        elif operation.verb == "delete":
+            self.delete_wallet(operation.id)
+        else:
+            raise unsupported("lnbits", operation)
+        return operation.id
+
+    def create_wallet(self, request: Operation) -> str:
         self._stack = request.stack
-        owner = Ownership(request.stack, request.wallet.key, request.generation)
-        name = full_name(request.wallet.name, request.stack, request.wallet.key, request.generation)
+        want = request.desired
+        generation = request.generation or 0
+        owner = Ownership(request.stack, want.key, generation)
+        name = full_name(want.name, request.stack, want.key, generation)
         existing = self._find_owned(owner)
         if existing is not None:
             # An earlier attempt created it (crash or lost answer): adopt, never duplicate.
-            log.info("wallet for %s already exists as %s", request.wallet.key, existing.id)
+            log.info("wallet for %s already exists as %s", want.key, existing.id)
             if existing.raw_name != name:
                 self._patch_name(existing, name)
             return existing.id
@@ -383,12 +349,6 @@ class LnbitsProvider:
         if wallet.raw_name == new_name:
             return
         self._patch_name(wallet, new_name)
-
-    def update_policies(self, wallet_id: str, before: Policies | None, after: Policies) -> None:
-        raise UsageError(
-            "LNbits wallets have no policies",
-            hint="remove `policies` from wallets of an LNbits configuration",
-        )
 
     def delete_wallet(self, wallet_id: str) -> None:
         wallet = self._get(wallet_id)
@@ -731,3 +691,23 @@ class LnbitsProvider:
         if status >= 500:
             return ServerError(message, status=status)
         return ApiError(message, status=status)
+
+
+@contextlib.contextmanager
+def open_backend(
+    desired: DesiredState, options: ConnectOptions, environ: Mapping[str, str]
+) -> Iterator[LnbitsProvider]:
+    """The LNbits server named by `provider.url` (or LNBITS_URL), signed in from the
+    environment."""
+    if options.api_url or options.emulator_db:
+        raise UsageError(
+            "--api-url and --emulator-db apply to the Voltage provider only",
+            hint="an LNbits config names its server in provider.url",
+        )
+    backend = LnbitsProvider.from_environment(
+        desired, environ, wait_timeout=options.wait_timeout, timeout=options.request_timeout
+    )
+    try:
+        yield backend
+    finally:
+        backend.close()

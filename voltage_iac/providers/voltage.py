@@ -15,34 +15,39 @@ import contextlib
 import dataclasses
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 from voltage_iac import identity
 from voltage_iac.client import VoltageClient
 from voltage_iac.errors import (
     ApiError,
+    AuthError,
     InvalidRequestError,
     MalformedResponseError,
     NotFoundError,
+    UsageError,
     VoltageIacError,
     WriteOutcomeUnknown,
 )
+from voltage_iac.kinds.base import Operation
+from voltage_iac.kinds.wallet import LiveWallet, Policies, ProcessingFee
 from voltage_iac.model import (
     RESPONSE_NETWORKS,
-    Capabilities,
+    U64_MAX,
     DesiredState,
     LineOfCreditSummary,
     LiveState,
-    LiveWallet,
-    Policies,
-    ProcessingFee,
+    canonical_uuid,
     frozen_map,
     same_network,
 )
-from voltage_iac.providers.base import CreateRequest
+from voltage_iac.providers import registry
+from voltage_iac.providers.base import ConnectOptions, unsupported
+from voltage_iac.secret import Secret
 
 log = logging.getLogger("voltage_iac.provider")
 
@@ -54,7 +59,7 @@ class VisibilityTimeout(VoltageIacError):
 
 
 class VoltageProvider:
-    capabilities = Capabilities()
+    spec = registry.VOLTAGE
 
     def __init__(
         self,
@@ -124,10 +129,10 @@ class VoltageProvider:
                     summary = parse_line_of_credit(item)
                 summaries[summary.id] = summary
         return LiveState(
-            wallets=tuple(sorted(wallets, key=lambda w: w.id)),
+            resources=frozen_map({"wallet": tuple(sorted(wallets, key=lambda w: w.id))}),
             lines_of_credit=frozen_map(summaries),
             environments_read=tuple(sorted(desired.environments)),
-            capabilities=self.capabilities,
+            client_chosen_ids=self.spec.client_chosen_ids,
         )
 
     def _with_policies(self, desired: DesiredState, wallets: list[LiveWallet]) -> list[LiveWallet]:
@@ -159,13 +164,30 @@ class VoltageProvider:
         return [read.get(w.id, w) for w in wallets]
 
     # -- writes --------------------------------------------------------------------------
-    def create_wallet(self, request: CreateRequest) -> str:
-        want = request.wallet
-        if request.wallet_id is None or want.environment_id is None:
+    def execute(self, operation: Operation) -> str | None:
+        if operation.kind != "wallet":
+            raise unsupported("voltage", operation)
+        if operation.verb == "create":
+            return self.create_wallet(operation)
+        assert operation.id is not None, operation.describe()
+        if operation.verb == "update":
+            self.rename_wallet(operation.id, operation.desired.name)
+        elif operation.verb == "set_policies":
+            before = operation.live.policies if operation.live is not None else None
+            self.update_policies(operation.id, before, operation.desired.policies)
+        elif operation.verb == "delete":
+            self.delete_wallet(operation.id)
+        else:
+            raise unsupported("voltage", operation)
+        return operation.id
+
+    def create_wallet(self, request: Operation) -> str:
+        want = request.desired
+        if request.id is None or want.environment_id is None or request.generation is None:
             raise VoltageIacError(f"{want.key}: no wallet id was planned")
         if want.line_of_credit_id is None or want.network is None or want.limit is None:
             raise VoltageIacError(f"{want.key}: line of credit, network and limit are required")
-        wallet_id = request.wallet_id
+        wallet_id = request.id
         body = {
             "id": wallet_id,
             "environment_id": want.environment_id,
@@ -174,7 +196,7 @@ class VoltageProvider:
             "network": want.network,
             "limit": want.limit,
             "metadata": identity.with_labels(
-                want.metadata, request.stack, want.key, request.generation
+                want.metadata, request.stack, want.key, request.generation, protect=want.protect
             ),
         }
         org = self.organization_id
@@ -371,20 +393,17 @@ def _require(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], 
 
 
 def _uuid(value: Any, what: str) -> str:
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        raise MalformedResponseError(f"{what}: {value!r} is not a UUID") from None
-
-
-_U64_MAX = 2**64 - 1
+    canonical = canonical_uuid(value)
+    if canonical is None:
+        raise MalformedResponseError(f"{what}: {value!r} is not a UUID")
+    return canonical
 
 
 def _optional_int(data: Mapping[str, Any], name: str, what: str) -> int | None:
     value = data.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _U64_MAX:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U64_MAX:
         raise MalformedResponseError(
             f"{what}: field {name!r} is not an unsigned 64-bit integer: {_shown(value)}"
         )
@@ -449,6 +468,7 @@ def parse_wallet(data: Any) -> LiveWallet:
         deletion_failed_at=data.get("deletion_failed_at"),
         owner=owner,
         has_funds=_has_funds(balances),
+        protected=identity.is_protected(metadata),
     )
 
 
@@ -494,13 +514,13 @@ def parse_policies(data: Any) -> Policies:
             raise MalformedResponseError(f"wallet policies: policy type {kind!r} appears twice")
         seen_types.add(kind)
         if kind == "max_payment_size":
-            values["max_payment_size_sats"] = _bounded_int(body, "max_size_sats", what, 1, _U64_MAX)
+            values["max_payment_size_sats"] = _bounded_int(body, "max_size_sats", what, 1, U64_MAX)
         elif kind == "transaction_velocity":
             values["transactions_per_minute"] = _bounded_int(
-                body, "transactions_per_minute", what, 1, _U64_MAX
+                body, "transactions_per_minute", what, 1, U64_MAX
             )
         elif kind == "send_volume_limit":
-            values["send_volume_limit_sats"] = _bounded_int(body, "limit_sats", what, 1, _U64_MAX)
+            values["send_volume_limit_sats"] = _bounded_int(body, "limit_sats", what, 1, U64_MAX)
         elif kind == "reflex_approval":
             values["template_id"] = _uuid(_require(body, "template_id", str, what), what)
         elif kind == "ofac_compliant":
@@ -541,3 +561,100 @@ def parse_line_of_credit(data: Any) -> LineOfCreditSummary:
         currency=str(data.get("currency", "btc")),
         disabled=data.get("disabled_at") is not None,
     )
+
+
+# -- opening (a registry lookup lands here) -------------------------------------------------
+
+DEFAULT_API_URL = "https://voltageapi.com/v1"
+EMULATOR = "emulator"
+DEFAULT_EMULATOR_DB = ".voltage-iac/emulator.db"
+
+
+def api_key_from_environment(environ: Mapping[str, str]) -> Secret:
+    """The Voltage API key from VOLTAGE_API_KEY or VOLTAGE_API_KEY_FILE (never echoed)."""
+    value = environ.get("VOLTAGE_API_KEY", "").strip()
+    key_file = environ.get("VOLTAGE_API_KEY_FILE", "").strip()
+    if value and key_file:
+        raise UsageError(
+            "both VOLTAGE_API_KEY and VOLTAGE_API_KEY_FILE are set",
+            hint="set only one of them",
+        )
+    if key_file:
+        try:
+            value = Path(key_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
+            raise UsageError(
+                f"cannot read the API key file named by VOLTAGE_API_KEY_FILE ({key_file}): {reason}"
+            ) from None
+        if not value:
+            raise UsageError(f"the API key file {key_file} is empty")
+    if not value:
+        raise AuthError(
+            "no API key: set VOLTAGE_API_KEY (or VOLTAGE_API_KEY_FILE to a file holding it)",
+            hint="or use the embedded emulator: provider.api_url: emulator",
+        )
+    return Secret(value)
+
+
+def resolve_api_url(
+    desired: DesiredState, options: ConnectOptions, environ: Mapping[str, str]
+) -> str:
+    """`--api-url`, else VOLTAGE_API_URL, else `provider.api_url`, else the public API."""
+    url = (
+        options.api_url
+        or environ.get("VOLTAGE_API_URL", "").strip()
+        or desired.api_url
+        or DEFAULT_API_URL
+    )
+    if url == EMULATOR:
+        return url
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise UsageError(
+            f"API URL {url!r} is not an http(s) URL",
+            hint=f"use e.g. {DEFAULT_API_URL}, or `{EMULATOR}` for the embedded emulator",
+        )
+    return url.rstrip("/")
+
+
+@contextlib.contextmanager
+def open_backend(
+    desired: DesiredState, options: ConnectOptions, environ: Mapping[str, str]
+) -> Iterator[VoltageProvider]:
+    """The Voltage API, or the embedded emulator when the URL is `emulator`."""
+    env = environ
+    url = resolve_api_url(desired, options, env)
+    if url == EMULATOR:
+        from voltage_iac.emulator.server import EmbeddedEmulator
+
+        db = options.emulator_db or env.get("VOLTAGE_IAC_EMULATOR_DB") or DEFAULT_EMULATOR_DB
+        Path(db).parent.mkdir(parents=True, exist_ok=True)
+        with EmbeddedEmulator(db) as emulator:
+            client = VoltageClient(
+                emulator.base_url, emulator.api_key, timeout=options.request_timeout
+            )
+            provider = VoltageProvider(
+                client,
+                desired.organization_id,
+                description=f"embedded emulator, state in {db}",
+                wait_timeout=options.wait_timeout,
+            )
+            try:
+                yield provider
+            finally:
+                provider.close()
+        return
+
+    key = api_key_from_environment(env)
+    client = VoltageClient(url, key, timeout=options.request_timeout)
+    provider = VoltageProvider(
+        client,
+        desired.organization_id,
+        description=f"Voltage API at {url}",
+        wait_timeout=options.wait_timeout,
+    )
+    try:
+        yield provider
+    finally:
+        provider.close()

@@ -1,53 +1,62 @@
-"""Drift reports as text, JSON, Markdown and JUnit XML (one test case per wallet).
+"""Drift reports as text, JSON, Markdown and JUnit XML (one test case per entry).
 
-Pure: DriftReport -> string. JUnit lets CI systems show drift natively: every wallet
-examined is a test case, and each drifted wallet carries one failure listing its findings.
+Pure: DriftReport -> string. JUnit lets CI systems show drift natively: every entry
+examined is a test case, each drifted one carries one failure listing its findings, and
+what is reported but not drift (ignored findings, unmanaged and other stacks' objects)
+appears as skipped.
 """
 
 from __future__ import annotations
 
+import datetime
 import xml.etree.ElementTree as ET
 
 from voltage_iac.drift import DriftItem, DriftReport
 from voltage_iac.render.jsonfmt import dump
-from voltage_iac.render.markdown import escape
+from voltage_iac.render.markdown import code, escape
 from voltage_iac.render.values import show_value
 
 
 def render_drift_text(report: DriftReport) -> str:
-    lines = [f"Drift report for stack {report.stack}: {len(report.subjects)} wallet(s) checked."]
+    lines = [f"Drift report for stack {report.stack}: {len(report.subjects)} resource(s) checked."]
     if report.in_sync:
         lines.append("In sync: no drift found.")
-    for subject in _drifted_subjects(report):
-        items = report.items_for(subject)
+    for kind, subject in _drifted_subjects(report):
+        items = report.items_for(kind, subject)
         where = f" ({items[0].environment})" if items[0].environment else ""
-        lines.append(f"  ! {subject}{where}")
+        lines.append(f"  ! {kind} {subject}{where}")
         for item in items:
             lines.append(f"      {_line(item)}")
+    if report.notices:
+        lines.append(f"Not drift ({len(report.notices)}; never changed):")
+        for item in report.notices:
+            where = f" in {item.environment}" if item.environment else ""
+            lines.append(f"    {item.kind} {item.subject} [{item.id}]{where}: {item.describe()}")
     if report.ignored:
         lines.append(f"{len(report.ignored)} finding(s) ignored by ignore rules.")
     if not report.in_sync:
         lines.append(
-            f"Drift: {len(report.items)} finding(s) in {len(_drifted_subjects(report))} wallet(s)."
+            f"Drift: {len(report.items)} finding(s) in "
+            f"{len(_drifted_subjects(report))} resource(s)."
         )
     return "\n".join(lines) + "\n"
 
 
 def _line(item: DriftItem) -> str:
-    if item.kind == "changed":
+    if item.finding == "changed":
         return (
             f"{item.field}: configured {show_value(item.field, item.expected)}, "
             f"live {show_value(item.field, item.actual)}"
         )
     text = item.describe()
-    return f"{text} [{item.wallet_id}]" if item.wallet_id else text
+    return f"{text} [{item.id}]" if item.id and item.finding != "conflict" else text
 
 
-def _drifted_subjects(report: DriftReport) -> list[str]:
-    seen: list[str] = []
+def _drifted_subjects(report: DriftReport) -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
     for item in report.items:
-        if item.subject not in seen:
-            seen.append(item.subject)
+        if (item.kind, item.subject) not in seen:
+            seen.append((item.kind, item.subject))
     return seen
 
 
@@ -58,21 +67,28 @@ def render_drift_json(report: DriftReport) -> str:
 def render_drift_markdown(report: DriftReport) -> str:
     lines = ["### voltage-iac drift report", ""]
     lines.append(
-        f"Stack `{escape(report.stack)}`: {len(report.subjects)} wallet(s) checked, "
+        f"Stack {code(report.stack)}: {len(report.subjects)} resource(s) checked, "
         + ("**in sync**." if report.in_sync else f"**{len(report.items)} finding(s)**.")
     )
     lines.append("")
     if not report.in_sync:
-        lines += ["| wallet | finding | configured | live |", "|---|---|---|---|"]
+        lines += ["| resource | finding | configured | live |", "|---|---|---|---|"]
         for item in report.items:
-            if item.kind == "changed":
+            who = f"{escape(item.kind)} {code(item.subject)}"
+            if item.finding == "changed":
                 lines.append(
-                    f"| `{escape(item.subject)}` | `{escape(item.field)}` changed | "
+                    f"| {who} | {code(item.field)} changed | "
                     f"{escape(show_value(item.field, item.expected))} | "
                     f"{escape(show_value(item.field, item.actual))} |"
                 )
             else:
-                lines.append(f"| `{escape(item.subject)}` | {escape(_line(item))} | | |")
+                lines.append(f"| {who} | {escape(_line(item))} | | |")
+        lines.append("")
+    if report.notices:
+        lines.append(f"{len(report.notices)} resource(s) reported but not drift:")
+        lines.append("")
+        for item in report.notices:
+            lines.append(f"- {escape(item.kind)} {code(item.subject)}: {escape(item.describe())}")
         lines.append("")
     if report.ignored:
         lines.append(f"{len(report.ignored)} finding(s) ignored by ignore rules.")
@@ -80,23 +96,36 @@ def render_drift_markdown(report: DriftReport) -> str:
     return "\n".join(lines)
 
 
-def render_drift_junit(report: DriftReport) -> str:
+def render_drift_junit(
+    report: DriftReport, *, seconds: float = 0.0, timestamp: datetime.datetime | None = None
+) -> str:
     failures = len(_drifted_subjects(report))
+    skipped_items = {(i.kind, i.subject): i for i in (*report.notices, *report.ignored)}
+    subjects = list(report.subjects)
+    for key in skipped_items:
+        if key not in subjects:
+            subjects.append(key)
+    skipped = sum(1 for key in subjects if key in skipped_items and not report.items_for(*key))
+    when = (timestamp or datetime.datetime.now(datetime.timezone.utc)).replace(microsecond=0)
     suite = ET.Element(
         "testsuite",
         {
             "name": f"voltage-iac drift ({report.stack})",
-            "tests": str(len(report.subjects)),
+            "tests": str(len(subjects)),
             "failures": str(failures),
             "errors": "0",
-            "skipped": "0",
+            "skipped": str(skipped),
+            "time": f"{seconds:.3f}",
+            "timestamp": when.isoformat(),
         },
     )
-    for subject in report.subjects:
+    for kind, subject in subjects:
         case = ET.SubElement(
-            suite, "testcase", {"classname": f"voltage-iac.{report.stack}", "name": subject}
+            suite,
+            "testcase",
+            {"classname": f"voltage-iac.{report.stack}.{kind}", "name": subject, "time": "0"},
         )
-        items = report.items_for(subject)
+        items = report.items_for(kind, subject)
         if items:
             failure = ET.SubElement(
                 case,
@@ -104,7 +133,19 @@ def render_drift_junit(report: DriftReport) -> str:
                 {"message": f"{len(items)} drift finding(s)", "type": "drift"},
             )
             failure.text = "\n".join(_line(i) for i in items)
-    suites = ET.Element("testsuites", {"tests": suite.get("tests", "0"), "failures": str(failures)})
+        elif (kind, subject) in skipped_items:
+            item = skipped_items[(kind, subject)]
+            reason = "ignored by an ignore rule" if item in report.ignored else item.describe()
+            ET.SubElement(case, "skipped", {"message": reason})
+    suites = ET.Element(
+        "testsuites",
+        {
+            "tests": suite.get("tests", "0"),
+            "failures": str(failures),
+            "skipped": str(skipped),
+            "time": f"{seconds:.3f}",
+        },
+    )
     suites.append(suite)
     ET.indent(suites)
     return (

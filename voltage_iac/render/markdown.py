@@ -1,16 +1,17 @@
 """The Markdown plan for pull-request comments (GitHub-flavoured).
 
 Pure: Plan -> string. A summary line and counts table, warning banners for what a
-reviewer must not miss (deletes, replacements, protected wallets, limit increases,
-mainnet), then one collapsible section per wallet with its field-level changes.
+reviewer must not miss (blocked changes, deletes, replacements, protected resources,
+what the guards watch, mainnet), then one collapsible section per change with its
+field-level changes. Kind-neutral: each change names its kind.
 The whole stays under `max_chars` (GitHub's comment limit is 65,536): the largest
 sections are collapsed first, and the comment says what was left out.
 """
 
 from __future__ import annotations
 
-from voltage_iac.plan import Action, Plan, WalletChange, describe_factor
-from voltage_iac.render.values import ACTION_PHRASE, ACTION_SYMBOL, show_value
+from voltage_iac.plan import Action, Change, Plan
+from voltage_iac.render.values import ACTION_PHRASE, ACTION_SYMBOL, noun, show_value
 
 DEFAULT_MAX_CHARS = 60_000
 MARKER = "<!-- voltage-iac plan -->"
@@ -33,9 +34,26 @@ def escape(text: str) -> str:
     )
 
 
+def code(text: str) -> str:
+    """`text` as a code span that GitHub shows literally, also inside a table cell.
+
+    Entities are not decoded inside code spans, so nothing is entity-escaped here: a
+    backtick in the text gets a longer fence, and a pipe is backslash-escaped (GFM
+    removes that backslash when it splits table cells)."""
+    text = text.replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    longest = run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def render_markdown(plan: Plan, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     head = _head(plan)
-    sections = [_section(change) for change in plan.actionable]
+    actionable = plan.actionable
+    sections = [_section(change) for change in actionable]
     tail = _tail(plan)
     fixed = len(head) + len(tail)
     running = fixed + sum(len(s) for s in sections)
@@ -50,16 +68,16 @@ def render_markdown(plan: Plan, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     for index in order:
         if running <= budget:
             break
-        stub = _stub(plan.actionable[index])
+        stub = _stub(actionable[index])
         running += len(stub) - len(sections[index])
         sections[index] = stub
-        omitted.append(plan.actionable[index].key)
+        omitted.append(actionable[index].key)
     dropped = 0
     while running > budget and sections:
         running -= len(sections.pop())
         dropped += 1
     if dropped:
-        omitted.append(f"{dropped} more wallet section(s)")
+        omitted.append(f"{dropped} more section(s)")
     return head + "".join(sections) + _omitted_notice(omitted) + tail
 
 
@@ -69,17 +87,17 @@ _NOTICE_ROOM = 8_000
 def _head(plan: Plan) -> str:
     counts = plan.counts()
     lines = [MARKER, "### voltage-iac plan", ""]
-    scope = f"Stack `{escape(plan.stack)}`"
+    scope = f"Stack {code(plan.stack)}"
     if plan.organization_id:
-        scope += f", organization `{plan.organization_id}`"
+        scope += f", organization {code(plan.organization_id)}"
     lines.append(scope)
     lines.append("")
     if plan.targets:
         lines += [
             "> [!NOTE]",
             "> Targeted plan: only "
-            + ", ".join(f"`{escape(t)}`" for t in plan.targets)
-            + ". Other wallets were not considered.",
+            + ", ".join(code(t) for t in plan.targets)
+            + f". Other {noun({c.kind for c in plan.changes})} were not considered.",
             "",
         ]
     lines.append(f"**{plan.summary_line()}**")
@@ -87,12 +105,13 @@ def _head(plan: Plan) -> str:
     lines += [
         "| add | change | replace | destroy |",
         "|----:|-------:|--------:|--------:|",
-        f"| {counts['add']} | {counts['change']} | {counts['replace']} | {counts['destroy']} |",
+        f"| {counts['create']} | {counts['update']} | {counts['replace']} | {counts['delete']} |",
         "",
     ]
     lines += _banners(plan)
     if not plan.has_changes:
-        lines += ["No changes. The live wallets match the configuration.", ""]
+        what = noun({c.kind for c in plan.changes})
+        lines += [f"No changes. The live {what} match the configuration.", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -111,44 +130,52 @@ def _banners(plan: Plan) -> list[str]:
         out.append("")
 
     changes = plan.actionable
+
+    def noun(action: Action | None = None, protected: bool = False) -> str:
+        """`Wallets` when the banner is about one kind only, else `Resources`."""
+        names = {
+            c.kind
+            for c in changes
+            if (action is None or c.action is action) and (not protected or c.protected)
+        }
+        return f"{names.pop().capitalize()}s" if len(names) == 1 else "Resources"
+
     banner(
         "CAUTION",
-        "Wallets will be deleted",
+        "Blocked: these changes cannot be applied as planned",
+        [f"{_who(c)}: {escape(why)}" for c in changes for why in c.blocked],
+    )
+    banner(
+        "CAUTION",
+        f"{noun(Action.DELETE)} will be deleted",
         [
-            f"`{escape(c.key)}` ({escape(c.name)}, {c.wallet_id})"
-            + (" - holds funds" if c.has_funds else "")
+            f"{_who(c)} ({escape(c.name)}, {c.id})" + (" - holds funds" if c.has_funds else "")
             for c in changes
             if c.action is Action.DELETE
         ],
     )
     banner(
         "WARNING",
-        "Wallets will be replaced (a new wallet is created and the old one deleted)",
+        f"{noun(Action.REPLACE)} will be replaced (a new one is created and the old one deleted)",
         [
-            f"`{escape(c.key)}`: {escape('; '.join(c.reasons))}"
+            f"{_who(c)}: {escape('; '.join(c.reasons))}"
             for c in changes
             if c.action is Action.REPLACE
         ],
     )
     banner(
         "CAUTION",
-        "Protected wallets are touched (apply will refuse)",
+        f"Protected {noun(protected=True).lower()} are touched (apply will refuse)",
         [
-            f"`{escape(c.key)}` would be {c.action.value}d"
+            f"{_who(c)} would be {c.action.value}d"
             for c in changes
             if c.protected and c.action in (Action.REPLACE, Action.DELETE)
         ],
     )
     banner(
         "WARNING",
-        "Limits increase",
-        [
-            f"`{escape(c.key)}`: {describe_factor(factor)} "
-            f"({show_value('limit', _before(c))} -> "
-            f"{show_value('limit', _after(c))})"
-            for c in changes
-            if (factor := c.limit_increase_factor()) is not None
-        ],
+        "Review closely",
+        [f"{_who(c)}: {escape(note)}" for c in changes for note in c.notes],
     )
     banner(
         "CAUTION",
@@ -157,55 +184,49 @@ def _banners(plan: Plan) -> list[str]:
     )
     banner(
         "IMPORTANT",
-        "Mainnet wallets change (real money)",
-        [f"`{escape(c.key)}` ({c.action.value})" for c in changes if c.mainnet],
+        f"Mainnet {noun().lower()} change (real money)",
+        [f"{_who(c)} ({c.action.value})" for c in changes if c.mainnet],
     )
     banner(
         "CAUTION",
-        "Lines of credit cannot take this plan",
-        [f"{escape(p.line_of_credit)}: {escape(p.message)}" for p in plan.capacity_problems],
+        "This plan cannot be applied",
+        [f"{escape(p.subject)}: {escape(p.message)}" for p in plan.problems],
     )
     banner("NOTE", "Warnings", [escape(w) for w in plan.warnings])
     return out
 
 
-def _before(change: WalletChange) -> object:
-    item = change.field("limit")
-    return item.before if item else None
+def _who(change: Change) -> str:
+    return f"{escape(change.kind)} {code(change.key)}"
 
 
-def _after(change: WalletChange) -> object:
-    item = change.field("limit")
-    return item.after if item else None
-
-
-def _title(change: WalletChange) -> str:
+def _title(change: Change) -> str:
     symbol = ACTION_SYMBOL[change.action.value]
     return (
-        f"<code>{escape(symbol)}</code> <b>{escape(change.key)}</b> "
+        f"<code>{escape(symbol)}</code> {escape(change.kind)} <b>{escape(change.key)}</b> "
         f"({escape(change.environment)}) {ACTION_PHRASE[change.action.value]}"
     )
 
 
-def _section(change: WalletChange) -> str:
+def _section(change: Change) -> str:
     lines = ["<details>", f"<summary>{_title(change)}</summary>", ""]
-    if change.wallet_id:
-        lines.append(f"- wallet id: `{change.wallet_id}`")
-    if change.new_wallet_id:
-        lines.append(f"- new wallet id: `{change.new_wallet_id}`")
+    if change.id:
+        lines.append(f"- {escape(change.kind)} id: {code(change.id)}")
+    if change.new_id:
+        lines.append(f"- new {escape(change.kind)} id: {code(change.new_id)}")
     if change.reasons:
         lines.append(f"- why: {escape('; '.join(change.reasons))}")
     lines += ["", "| field | before | after |", "|---|---|---|"]
     for item in change.fields:
         lines.append(
-            f"| `{escape(item.field)}` | {escape(show_value(item.field, item.before))} | "
+            f"| {code(item.field)} | {escape(show_value(item.field, item.before))} | "
             f"{escape(show_value(item.field, item.after))} |"
         )
     lines += ["", "</details>", ""]
     return "\n".join(lines) + "\n"
 
 
-def _stub(change: WalletChange) -> str:
+def _stub(change: Change) -> str:
     return (
         f"- {_title(change)}: {len(change.fields)} field change(s) not shown (see the JSON plan)\n"
     )
@@ -226,13 +247,17 @@ def _tail(plan: Plan) -> str:
     lines = []
     if plan.unmanaged:
         lines.append(
-            f"<details><summary>{len(plan.unmanaged)} unmanaged wallet(s), never changed"
+            f"<details><summary>{len(plan.unmanaged)} unmanaged "
+            f"{noun({u.kind for u in plan.unmanaged}, plural=False)}(s), never changed"
             "</summary>\n"
         )
-        for wallet in plan.unmanaged[:200]:
-            lines.append(f"- {escape(wallet.name)} (`{wallet.id}`) in {escape(wallet.environment)}")
+        for other in plan.unmanaged[:200]:
+            lines.append(
+                f"- {escape(other.kind)} {escape(other.name)} ({code(other.id)}) in "
+                f"{escape(other.environment)}"
+            )
         if len(plan.unmanaged) > 200:
             lines.append(f"- ... and {len(plan.unmanaged) - 200} more")
         lines.append("\n</details>\n")
-    lines.append(f"<sub>Plan checksum: `{plan.checksum()}`</sub>")
+    lines.append(f"<sub>Plan checksum: {code(plan.checksum())}</sub>")
     return "\n".join(lines) + "\n"

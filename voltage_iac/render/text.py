@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from voltage_iac.plan import Action, Plan, WalletChange, describe_factor
-from voltage_iac.render.values import ACTION_PHRASE, ACTION_SYMBOL, show_value
+from voltage_iac.plan import Action, Change, Plan
+from voltage_iac.render.values import ACTION_PHRASE, ACTION_SYMBOL, noun, show_value
 
 _COLOURS = {
     Action.CREATE: "green",
@@ -27,6 +27,7 @@ def render_text(plan: Plan, *, color: bool = False, backend: str = "") -> str:
         return click.style(text, fg=fg, bold=bold) if color and (fg or bold) else text
 
     lines: list[str] = []
+    what = noun({c.kind for c in plan.changes})
     head = f"Stack {plan.stack}"
     if plan.organization_id:
         head += f", organization {plan.organization_id}"
@@ -37,13 +38,13 @@ def render_text(plan: Plan, *, color: bool = False, backend: str = "") -> str:
         lines.append(
             paint("Targeted plan: only ", "yellow")
             + ", ".join(plan.targets)
-            + paint(" (other wallets were not considered)", "yellow")
+            + paint(f" (other {what} were not considered)", "yellow")
         )
     lines.append("")
 
     actionable = plan.actionable
     if not actionable:
-        lines.append("No changes. The live wallets match the configuration.")
+        lines.append(f"No changes. The live {what} match the configuration.")
         lines.append("")
     else:
         lines.append("voltage-iac will perform the following actions:")
@@ -53,45 +54,44 @@ def render_text(plan: Plan, *, color: bool = False, backend: str = "") -> str:
             lines.append("")
 
     if plan.unmanaged:
+        kinds = {u.kind for u in plan.unmanaged}
         lines.append(
-            f"Unmanaged wallets ({len(plan.unmanaged)}; not owned by stack {plan.stack}, "
+            f"Unmanaged {noun(kinds)} ({len(plan.unmanaged)}; not owned by stack {plan.stack}, "
             "never changed):"
         )
-        for wallet in plan.unmanaged:
-            owner = f", stack {wallet.owner_stack}" if wallet.owner_stack else ""
-            lines.append(f"    {wallet.name} ({wallet.id}) in {wallet.environment}{owner}")
+        for other in plan.unmanaged:
+            owner = f", stack {other.owner_stack}" if other.owner_stack else ""
+            what = "" if len(kinds) == 1 else f"{other.kind} "
+            lines.append(f"    {what}{other.name} ({other.id}) in {other.environment}{owner}")
         lines.append("")
 
-    for problem in plan.capacity_problems:
-        lines.append(
-            paint("Error: ", "red", bold=True)
-            + f"line of credit {problem.line_of_credit}: {problem.message}"
-        )
+    for problem in plan.problems:
+        lines.append(paint("Error: ", "red", bold=True) + f"{problem.subject}: {problem.message}")
     for warning in plan.warnings:
         lines.append(paint("Warning: ", "yellow", bold=True) + warning)
     mainnet = [c for c in actionable if c.mainnet]
     if mainnet:
         lines.append(
             paint("MAINNET: ", "red", bold=True)
-            + f"{len(mainnet)} change(s) act on mainnet wallets (real money): "
-            + ", ".join(c.key for c in mainnet)
+            + f"{len(mainnet)} change(s) act on mainnet (real money): "
+            + ", ".join(f"{c.kind} {c.key}" for c in mainnet)
         )
     overrides = plan.overrides()
     if overrides:
         lines.append(paint("Guards overridden with --force:", "red", bold=True))
         lines.extend(f"    - {item}" for item in overrides)
-    if plan.capacity_problems or plan.warnings or mainnet or overrides:
+    if plan.problems or plan.warnings or mainnet or overrides:
         lines.append("")
 
     lines.append(paint(plan.summary_line(), None, bold=True))
     return "\n".join(lines) + "\n"
 
 
-def _change_lines(change: WalletChange, paint: Any) -> list[str]:
+def _change_lines(change: Change, paint: Any) -> list[str]:
     colour = _COLOURS[change.action]
     symbol = ACTION_SYMBOL[change.action.value]
     phrase = ACTION_PHRASE[change.action.value]
-    title = f"{symbol} {change.key} ({change.environment}) {phrase}"
+    title = f"{symbol} {change.kind} {change.key} ({change.environment}) {phrase}"
     if change.action is Action.REPLACE and change.reasons:
         title += f" ({'; '.join(change.reasons)})"
     if change.action is Action.DELETE and change.reasons:
@@ -102,18 +102,16 @@ def _change_lines(change: WalletChange, paint: Any) -> list[str]:
         notes.append("protected")
     if change.mainnet:
         notes.append("MAINNET")
-    if change.has_funds and change.action in (Action.DELETE, Action.REPLACE):
-        notes.append("holds funds: the API refuses to delete a funded wallet")
-    factor = change.limit_increase_factor()
-    if factor is not None:
-        notes.append(f"limit grows {describe_factor(factor)}")
+    notes.extend(change.notes)
     if notes:
         out.append("    " + paint("! " + "; ".join(notes), "red"))
-    if change.wallet_id and change.action is not Action.CREATE:
-        out.append(f"    id: {change.wallet_id}")
-    if change.new_wallet_id:
+    for why in change.blocked:
+        out.append("    " + paint("BLOCKED: " + why, "red", bold=True))
+    if change.id and change.action is not Action.CREATE:
+        out.append(f"    id: {change.id}")
+    if change.new_id:
         label = "new id" if change.action is Action.REPLACE else "id"
-        out.append(f"    {label}: {change.new_wallet_id}")
+        out.append(f"    {label}: {change.new_id}")
     width = max((len(c.field) for c in change.fields), default=0)
     for item in change.fields:
         name = item.field.ljust(width)
@@ -125,9 +123,7 @@ def _change_lines(change: WalletChange, paint: Any) -> list[str]:
             before = show_value(item.field, item.before)
             after = show_value(item.field, item.after)
             forces = ""
-            if change.action is Action.REPLACE and not (
-                item.field == "name" or item.field.startswith("policies.")
-            ):
+            if change.action is Action.REPLACE and item.forces_replacement:
                 forces = paint("  # forces replacement", "magenta")
             out.append(paint(f"    ~ {name} = {before} -> {after}", "yellow") + forces)
     return out

@@ -37,3 +37,9 @@ ACTION_PHRASE = {
     "delete": "will be destroyed",
     "no-op": "is up to date",
 }
+
+
+def noun(kinds: set[str] | frozenset[str], plural: bool = True) -> str:
+    """`wallets` when a list holds one kind only, else `resources`."""
+    word = next(iter(kinds)) if len(kinds) == 1 else "resource"
+    return word + "s" if plural else word

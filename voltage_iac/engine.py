@@ -1,0 +1,393 @@
+"""The engine: the one workflow every caller goes through.
+
+read -> diff -> review gate -> safety rules -> confirmation -> apply -> results, for every
+resource kind and every backend. The CLI parses options, calls the engine, renders and
+maps errors to exit codes; any other caller gets the same gate, because the only public
+way to change anything is `Engine.apply`, which makes the plan itself, right before it
+applies it, and refuses what the gate refuses (a `SafetyError` or `StalePlanError`,
+exit 5) before a single write.
+
+Apply runs each change's operations (from its kind) in order, changes in parallel on a
+bounded thread pool, each with its own result. Ctrl-C stops new changes from starting,
+lets running ones finish (each has its own deadline), and reports what was done and what
+was not. Because ids are deterministic and every write is read back, a re-run after any
+failure or interruption finishes the job without duplicates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from voltage_iac import kinds
+from voltage_iac.diff import diff
+from voltage_iac.drift import DriftReport, detect_drift
+from voltage_iac.errors import (
+    ApiError,
+    SafetyError,
+    SafetyViolation,
+    StalePlanError,
+    UsageError,
+    VoltageIacError,
+)
+from voltage_iac.importer import import_wallets
+from voltage_iac.kinds.base import Operation
+from voltage_iac.model import DesiredState, LiveState
+from voltage_iac.plan import Action, Change, Plan
+from voltage_iac.providers.base import Backend
+from voltage_iac.stale import ReviewedPlan, stale_differences
+
+
+@dataclass
+class OperationResult:
+    key: str
+    action: str
+    status: str  # "done" | "failed" | "not started"
+    id: str | None = None
+    message: str = ""
+    seconds: float = 0.0
+    kind: str = "wallet"
+
+
+@dataclass
+class ApplyReport:
+    results: list[OperationResult] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[OperationResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def not_started(self) -> list[OperationResult]:
+        return [r for r in self.results if r.status == "not started"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.not_started and not self.interrupted
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """What the user allowed for this apply (flags), and what was reviewed."""
+
+    allow_delete: bool = False
+    allow_replace: bool = False
+    force: bool = False
+    unprotect: frozenset[str] = frozenset()
+    parallelism: int = 4
+    targets: tuple[str, ...] = ()
+    reviewed: ReviewedPlan | None = None  # a reviewed plan file (plan --out)
+    checksum: str | None = None  # the checksum a reviewer approved (plan's last line)
+    #: seconds after which no further change starts (those left are "not started")
+    time_limit: float | None = None
+
+
+@dataclass
+class ApplyEvents:
+    """Hooks for the caller's display; none of them can change what is applied."""
+
+    on_plan: Callable[[Plan], None] | None = None  # the plan about to be gated
+    confirm: Callable[[Plan], None] | None = None  # raise to cancel (after the gate)
+    on_start: Callable[[Change], None] | None = None
+    on_result: Callable[[OperationResult], None] | None = None
+    on_interrupt: Callable[[int], None] | None = None
+
+
+@dataclass
+class ApplyOutcome:
+    plan: Plan
+    report: ApplyReport
+
+
+class Engine:
+    """The workflow over one configuration and one open backend."""
+
+    def __init__(self, desired: DesiredState, backend: Backend) -> None:
+        self.desired = desired
+        self.backend = backend
+
+    def describe(self) -> str:
+        return self.backend.describe()
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(self) -> LiveState:
+        """The live state, all or nothing."""
+        return self.backend.read(self.desired)
+
+    def plan(self, targets: Sequence[str] = (), *, force: bool = False) -> Plan:
+        """Read and diff; `force` is recorded in the plan (the guards it overrides)."""
+        return self._plan(self.read(), targets, force=force)
+
+    def _plan(self, live: LiveState, targets: Sequence[str], *, force: bool = False) -> Plan:
+        the_plan = diff(self.desired, live, targets=list(targets) or None)
+        self._check_targets(targets, the_plan)
+        return dataclasses.replace(the_plan, force=force) if force else the_plan
+
+    def drift(self, *, unmanaged: str = "report") -> DriftReport:
+        live = self.read()
+        return detect_drift(self.desired, live, self._plan(live, ()), unmanaged=unmanaged)
+
+    def import_wallets(self, environment: str) -> tuple[str, list[str]]:
+        return import_wallets(self.desired, self.read(), environment)
+
+    def _check_targets(self, targets: Sequence[str], the_plan: Plan) -> None:
+        known = {k for kind in kinds.registered() for k in self.desired.of(kind.name)}
+        known |= {c.key for c in the_plan.changes}
+        unknown = sorted(set(targets) - known)
+        if unknown:
+            raise UsageError(
+                f"--target names unknown key(s): {', '.join(unknown)}",
+                hint="use a key from the configuration (e.g. of its wallets section)",
+            )
+
+    # -- applying --------------------------------------------------------------------------
+    def apply(self, options: ApplyOptions, events: ApplyEvents | None = None) -> ApplyOutcome:
+        """Plan afresh, pass the review gate and the safety rules, confirm, apply."""
+        events = events or ApplyEvents()
+        if options.parallelism < 1:
+            raise UsageError("parallelism must be at least 1")
+        reviewed = options.reviewed
+        if reviewed is not None and options.targets:
+            raise UsageError("--target cannot be combined with --plan (the plan has its targets)")
+        if reviewed is not None:
+            reviewed.check_matches(self.desired)
+        targets = tuple(reviewed.targets) if reviewed is not None else options.targets
+        the_plan = self._plan(self.read(), targets)
+        self._review_gate(the_plan, options)
+        the_plan = dataclasses.replace(the_plan, force=options.force)
+        if reviewed is not None:
+            _check_reviewed_force(reviewed, the_plan)
+        if events.on_plan is not None:
+            events.on_plan(the_plan)
+        if not the_plan.has_changes:
+            return ApplyOutcome(the_plan, ApplyReport())
+        violations = the_plan.check_safety(
+            allow_delete=options.allow_delete,
+            allow_replace=options.allow_replace,
+            force=options.force,
+            unprotect=options.unprotect,
+        )
+        if violations:
+            raise SafetyError(violations)
+        if events.confirm is not None:
+            events.confirm(the_plan)
+        stop_at = None if options.time_limit is None else time.monotonic() + options.time_limit
+        report = self._execute(the_plan, options.parallelism, events, stop_at)
+        return ApplyOutcome(the_plan, report)
+
+    def _review_gate(self, fresh: Plan, options: ApplyOptions) -> None:
+        reviewed = options.reviewed
+        if reviewed is not None and reviewed.checksum != fresh.checksum():
+            raise StalePlanError(
+                f"the reviewed plan {reviewed.source} is stale; nothing was changed",
+                [
+                    *stale_differences(reviewed.document, fresh),
+                    "make a new plan and have it reviewed again",
+                ],
+            )
+        if options.checksum is not None and options.checksum != fresh.checksum():
+            raise StalePlanError(
+                f"the new plan's checksum {fresh.checksum()} is not {options.checksum}; "
+                "nothing was changed",
+                ["the configuration or the live state changed since that plan was made"],
+            )
+
+    def _execute(
+        self, the_plan: Plan, parallelism: int, events: ApplyEvents, stop_at: float | None
+    ) -> ApplyReport:
+        stop = threading.Event()
+        lock = threading.Lock()
+        report_lock = threading.Lock()
+        changes = list(the_plan.actionable)
+        report = ApplyReport()
+
+        def run(change: Change) -> OperationResult:
+            if events.on_start is not None:
+                events.on_start(change)
+            started = time.monotonic()
+            try:
+                result_id = self._run_change(the_plan, change)
+            except VoltageIacError as exc:
+                result = OperationResult(
+                    change.key, change.action.value, "failed", change.id, str(exc), kind=change.kind
+                )
+            except Exception as exc:  # a bug must not hide the other operations' results
+                result = OperationResult(
+                    change.key,
+                    change.action.value,
+                    "failed",
+                    change.id,
+                    f"unexpected error: {type(exc).__name__}: {exc}",
+                    kind=change.kind,
+                )
+            else:
+                result = OperationResult(
+                    change.key, change.action.value, "done", result_id, kind=change.kind
+                )
+            result.seconds = time.monotonic() - started
+            if events.on_result is not None:
+                with report_lock:
+                    events.on_result(result)
+            return result
+
+        # Workers take the next change from a shared cursor; the main thread only waits,
+        # so a Ctrl-C there can never lose track of a running change (each worker records
+        # its own result), and each completion costs O(1).
+        results: dict[int, OperationResult] = {}
+        cursor = iter(range(len(changes)))
+        in_flight: set[int] = set()
+        state = threading.Condition(lock)
+
+        alive = [0]  # workers not finished yet (under `state`)
+        finished = threading.Event()
+
+        def worker() -> None:
+            try:
+                while True:
+                    if stop_at is not None and time.monotonic() >= stop_at:
+                        stop.set()
+                    with state:
+                        index = None if stop.is_set() else next(cursor, None)
+                        if index is None:
+                            return
+                        in_flight.add(index)
+                    try:
+                        results[index] = run(changes[index])
+                    finally:
+                        with state:
+                            in_flight.discard(index)
+            finally:
+                with state:
+                    alive[0] -= 1
+                    if alive[0] == 0:
+                        finished.set()
+
+        count = min(parallelism, len(changes))
+        if count == 0:
+            finished.set()
+        alive[0] = count
+        # Never Thread.join here: a join interrupted by Ctrl-C can leave a running thread
+        # looking finished. The main thread waits on an event the workers set.
+        try:
+            for n in range(count):
+                threading.Thread(target=worker, name=f"apply-{n}", daemon=True).start()
+            while not finished.wait(timeout=0.2):
+                pass
+        except KeyboardInterrupt:
+            stop.set()
+            report.interrupted = True
+            if events.on_interrupt is not None:
+                with state:
+                    running = len(in_flight)
+                events.on_interrupt(running)
+            # Running changes finish (each has its own deadline): a second Ctrl-C would
+            # only lose their results.
+            while True:
+                try:
+                    if finished.wait(timeout=0.2):
+                        break
+                except KeyboardInterrupt:
+                    continue
+
+        for index, change in enumerate(changes):
+            result = results.get(index)
+            if result is None:
+                result = OperationResult(
+                    change.key, change.action.value, "not started", change.id, kind=change.kind
+                )
+            report.results.append(result)
+        return report
+
+    def _run_change(self, the_plan: Plan, change: Change) -> str | None:
+        """Carry out one change's operations in order; the id it ends on."""
+        kind = kinds.get(change.kind)
+        created: str | None = None
+        last: str | None = change.id
+        for operation in kind.operations(change, the_plan):
+            if operation.id is None and operation.verb != "create":
+                operation = dataclasses.replace(operation, id=created)
+            try:
+                result = self.backend.execute(operation)
+            except VoltageIacError as exc:
+                if change.action is Action.REPLACE and created is not None:
+                    raise self._half_replaced(change, created, operation, exc) from exc
+                raise
+            if operation.verb == "create":
+                created = result
+            last = result if result is not None else last
+        return created if change.action in (Action.CREATE, Action.REPLACE) else last
+
+    def _half_replaced(
+        self, change: Change, created: str, operation: Operation, exc: VoltageIacError
+    ) -> VoltageIacError:
+        """A replacement whose old object could not be removed after the new one was made.
+
+        When the old one turned out to hold funds (they arrived after the plan), the new,
+        empty one is deleted again, so the entry never keeps two live objects and two
+        allocations; the next plan shows the funded one as blocked."""
+        what = (
+            f"the old {change.kind} {change.id} could not be deleted ({operation.verb}): "
+            f"{exc.message}"
+        )
+        if isinstance(exc, ApiError) and exc.error_type == "wallet_not_empty":
+            undo = dataclasses.replace(operation, verb="delete", id=created, live=None)
+            try:
+                self.backend.execute(undo)
+            except VoltageIacError as undo_exc:
+                return VoltageIacError(
+                    f"new {change.kind} {created} was created, but {what}; removing the new "
+                    f"one failed too: {undo_exc.message}",
+                    hint="two live wallets now exist for this entry: drain the old one, then "
+                    "re-run apply with --allow-replace",
+                )
+            return VoltageIacError(
+                f"{what}; the replacement was undone (new {change.kind} {created} deleted "
+                "again), so the entry still has exactly one live wallet",
+                hint=f"the old {change.kind} received funds after the plan was made: drain "
+                "it, then plan again",
+            )
+        return VoltageIacError(
+            f"new {change.kind} {created} was created, but {what}",
+            hint=f"the next plan lists the old {change.kind} for deletion; re-run apply with "
+            "--allow-replace once the cause is fixed",
+        )
+
+
+def _check_reviewed_force(reviewed: ReviewedPlan, fresh: Plan) -> None:
+    """A reviewed plan and its apply agree on --force: the override is part of the review."""
+    recorded = reviewed.force
+    if recorded and not fresh.force:
+        overridden = "; ".join(reviewed.overrides) or "no guard"
+        raise SafetyError(
+            [
+                SafetyViolation(
+                    f"reviewed plan {reviewed.source}",
+                    f"was made with --force (it overrides: {overridden})",
+                    "--force",
+                )
+            ]
+        )
+    if fresh.force and not recorded and fresh.guard_violations():
+        raise StalePlanError(
+            f"the reviewed plan {reviewed.source} was made without --force, but applying it "
+            "overrides guards the review did not show; nothing was changed",
+            [
+                *(f"{v.key}: {v.what}" for v in fresh.guard_violations()),
+                "make the plan again with `plan --force --out FILE` and have it reviewed",
+            ],
+        )
+
+
+def summarize(report: ApplyReport) -> dict[str, Any]:
+    """Counts of a report, for renderers."""
+    return {
+        "done": sum(1 for r in report.results if r.status == "done"),
+        "failed": len(report.failed),
+        "not_started": len(report.not_started),
+        "interrupted": report.interrupted,
+    }
