@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -33,6 +33,21 @@ class ConnectOptions:
     emulator_db: str | None = None  # --emulator-db
     wait_timeout: float = 120.0  # seconds to wait for a 202 to become visible
     request_timeout: float = 30.0
+    request_deadline: float = field(default_factory=lambda: _deadline_from_environment(os.environ))
+
+
+def _deadline_from_environment(environ: Mapping[str, str]) -> float:
+    """Total seconds per HTTP request: VOLTAGE_IAC_REQUEST_DEADLINE, else 60."""
+    raw = environ.get("VOLTAGE_IAC_REQUEST_DEADLINE", "").strip()
+    try:
+        value = float(raw) if raw else 60.0
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise UsageError(
+            f"VOLTAGE_IAC_REQUEST_DEADLINE={raw!r} is not a positive number of seconds"
+        )
+    return value
 
 
 def api_key_from_environment(environ: Mapping[str, str]) -> Secret:
@@ -100,7 +115,11 @@ def open_provider(
                 hint="an LNbits config names its server in provider.url",
             )
         lnbits = LnbitsProvider.from_environment(
-            desired, env, wait_timeout=options.wait_timeout, timeout=options.request_timeout
+            desired,
+            env,
+            wait_timeout=options.wait_timeout,
+            timeout=options.request_timeout,
+            deadline=options.request_deadline,
         )
         try:
             yield lnbits
@@ -119,7 +138,10 @@ def open_provider(
         Path(db).parent.mkdir(parents=True, exist_ok=True)
         with EmbeddedEmulator(db) as emulator:
             client = VoltageClient(
-                emulator.base_url, emulator.api_key, timeout=options.request_timeout
+                emulator.base_url,
+                emulator.api_key,
+                timeout=options.request_timeout,
+                deadline=options.request_deadline,
             )
             provider = VoltageProvider(
                 client,
@@ -134,7 +156,9 @@ def open_provider(
         return
 
     key = api_key_from_environment(env)
-    client = VoltageClient(url, key, timeout=options.request_timeout)
+    client = VoltageClient(
+        url, key, timeout=options.request_timeout, deadline=options.request_deadline
+    )
     provider = VoltageProvider(
         client,
         desired.organization_id,

@@ -43,6 +43,7 @@ from voltage_iac.model import (
     same_network,
 )
 from voltage_iac.providers.base import CreateRequest
+from voltage_iac.waiting import poll_until
 
 log = logging.getLogger("voltage_iac.provider")
 
@@ -308,15 +309,14 @@ class VoltageProvider:
 
     def _poll(self, check: Callable[[], bool], budget: float) -> bool:
         """Call `check` with growing pauses until it is true or `budget` seconds pass."""
-        deadline = self._clock() + budget
-        pause = self.poll_initial
-        while True:
-            if check():
-                return True
-            if self._clock() + pause > deadline:
-                return False
-            self._sleep(pause)
-            pause = min(pause * 2, self.poll_max)
+        return poll_until(
+            check,
+            budget,
+            initial=self.poll_initial,
+            maximum=self.poll_max,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
 
     def _wait(self, check: Callable[[], bool], what: str) -> None:
         if not self._poll(check, self.wait_timeout):
