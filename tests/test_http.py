@@ -273,7 +273,8 @@ def test_a_bad_deadline_setting_is_a_usage_error(tmp_path: Path) -> None:
 
 
 class _Recording(BaseHTTPRequestHandler):
-    """Answers `{}`; the first request (when asked) gets a 429 with Retry-After: 1."""
+    """Answers `{}` after `latency` seconds; the first request (when asked) gets a 429
+    with Retry-After: 1 at once."""
 
     server: _RecordingServer
 
@@ -289,6 +290,7 @@ class _Recording(BaseHTTPRequestHandler):
             status, headers = 429, {"retry-after": "1"}
         else:
             body, status, headers = "{}", 200, {}
+            time.sleep(self.server.latency)
         data = body.encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
@@ -306,6 +308,7 @@ class _RecordingServer(ThreadingHTTPServer):
     daemon_threads = True
     limit_first = False
     limited_at = 0.0
+    latency = 0.0
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Recording)
@@ -334,8 +337,9 @@ def test_a_429_pauses_every_worker_until_its_retry_after_has_passed(
     recording: _RecordingServer,
 ) -> None:
     recording.limit_first = True
+    recording.latency = 0.03  # so the workers' requests, without a pause, span over 1 s
     client = VoltageClient(_url(recording), Secret(TEST_KEY))
-    workers, each = 4, 10
+    workers, each = 4, 40
 
     def work(_index: int) -> int:
         for _ in range(each):
