@@ -4,6 +4,9 @@ Test support only (not part of the product). Installs LNbits 1.6.2 into a cached
 (`~/.cache/voltage-iac/lnbits-1.6.2`, or `VOLTAGE_IAC_LNBITS_VENV`), starts it with uvicorn on
 127.0.0.1 and a free port (FakeWallet funding source, SQLite in a fresh data folder, rate
 limit raised), claims the superuser through `first_install` and registers test accounts.
+Everything a server or the install check writes (its database, its `.lnbits_auth_key`
+secret, its log) lives in a temporary folder removed when it stops: nothing lands in the
+checkout.
 
 Pytest fixtures (load this module as a plugin: `pytest_plugins = ["tests.lnbits_server"]` in
 `tests/conftest.py`, or `-p tests.lnbits_server` on the command line):
@@ -90,15 +93,22 @@ def _install_works(venv: Path) -> tuple[bool, str]:
     python = venv_python(venv)
     if not python.exists():
         return False, f"{python} does not exist"
-    try:
-        done = subprocess.run(
-            [str(python), "-c", _CHECK_SCRIPT],
-            capture_output=True,
-            timeout=CHECK_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return False, f"checking the install timed out after {CHECK_TIMEOUT:.0f}s"
+    # Importing LNbits writes a server secret (`.lnbits_auth_key`) into its data folder,
+    # `./data` by default: run the check in a temporary folder that is then removed.
+    with tempfile.TemporaryDirectory(prefix="voltage-iac-lnbits-check-") as scratch:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("LNBITS")}
+        env["LNBITS_DATA_FOLDER"] = str(Path(scratch) / "data")
+        try:
+            done = subprocess.run(
+                [str(python), "-c", _CHECK_SCRIPT],
+                capture_output=True,
+                timeout=CHECK_TIMEOUT,
+                check=False,
+                cwd=scratch,
+                env=env,
+            )
+        except subprocess.TimeoutExpired:
+            return False, f"checking the install timed out after {CHECK_TIMEOUT:.0f}s"
     if done.returncode != 0:
         return False, _tail(done.stderr)
     return True, ""

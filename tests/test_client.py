@@ -783,3 +783,79 @@ def test_short_test_key_does_not_garble_messages_but_is_masked_in_server_text(
     assert "the API key was not accepted" in caught.value.message
     assert "VOLTAGE_API_KEY" in str(caught.value.hint)
     assert "bad key ***" in caught.value.message
+
+
+# -- deadlines, shared back-pressure, the rate cap ----------------------------------------
+
+
+def test_deadline_and_rate_cap_are_checked(make_client: Callable[..., VoltageClient]) -> None:
+    client = make_client(deadline=12.0, max_requests_per_second=3.0)
+    assert (client.deadline, client.max_requests_per_second) == (12.0, 3.0)
+    for bad in ({"deadline": 0}, {"deadline": -1.0}, {"max_requests_per_second": 0}):
+        with pytest.raises(ValueError):
+            make_client(**bad)
+
+
+def test_a_429_makes_other_threads_wait_out_the_same_pause(
+    api: respx.MockRouter, client: VoltageClient, clock: Clock
+) -> None:
+    api.get(WALLET_PATH).mock(
+        side_effect=[
+            httpx.Response(429, headers={"x-retry-after-ms": "5000"}),
+            httpx.Response(200, json={}),
+            httpx.Response(200, json={}),
+            httpx.Response(200, json={}),
+        ]
+    )
+    assert client.get_wallet(ORG, WALLET) == {}
+    assert clock.sleeps == [pytest.approx(5.0)]
+    # The same thread has waited its pause out: its next request goes at once.
+    client.get_wallet(ORG, WALLET)
+    assert len(clock.sleeps) == 1
+    # Another thread (the recording clock does not move time) still owes the rest of it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(client.get_wallet, ORG, WALLET).result()
+    assert len(clock.sleeps) == 2
+    assert 4.0 < clock.sleeps[1] <= 5.0
+
+
+def test_a_429_that_outlived_the_budget_still_pauses_the_others(
+    api: respx.MockRouter, make_client: Callable[..., VoltageClient], clock: Clock
+) -> None:
+    api.get(WALLET_PATH).mock(
+        side_effect=[
+            httpx.Response(429, headers={"retry-after": "3"}),
+            httpx.Response(200, json={}),
+        ]
+    )
+    client = make_client(max_attempts=1)
+    with pytest.raises(RateLimitedError):
+        client.get_wallet(ORG, WALLET)
+    assert clock.sleeps == []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(client.get_wallet, ORG, WALLET).result()
+    assert len(clock.sleeps) == 1 and 2.0 < clock.sleeps[0] <= 3.0
+
+
+def test_a_pause_longer_than_the_deadline_fails_fast_as_rate_limited(
+    api: respx.MockRouter, make_client: Callable[..., VoltageClient]
+) -> None:
+    route = api.get(WALLET_PATH).mock(
+        side_effect=[httpx.Response(429, headers={"retry-after": "20"}), httpx.Response(200)]
+    )
+    client = make_client(deadline=5.0)
+    with pytest.raises(RateLimitedError) as caught:
+        client.get_wallet(ORG, WALLET)
+    assert route.call_count == 1  # not retried: the wait would outlast the deadline
+    assert caught.value.exit_code == 1
+
+
+def test_the_rate_cap_asks_for_evenly_spaced_slots(
+    api: respx.MockRouter, make_client: Callable[..., VoltageClient], clock: Clock
+) -> None:
+    api.get(WALLET_PATH).respond(200, json={})
+    client = make_client(max_requests_per_second=10.0)
+    for _ in range(4):
+        client.get_wallet(ORG, WALLET)
+    # The recording clock does not move time, so each request waits one more slot.
+    assert clock.sleeps == pytest.approx([0.1, 0.2, 0.3], abs=0.05)

@@ -66,12 +66,23 @@ class _Hostile(BaseHTTPRequestHandler):
             "malformed-echo": (200, f"not json, but your key: {key}", "text/plain"),
             "wrong-shape-echo": (200, {"key": key}, "application/json"),
             "404-echo": (404, f"no route for {key}", "text/plain"),
+            "fragment-echo": (
+                400,
+                {
+                    "error": {
+                        "type": "invalid_parameter",
+                        "detail": f"key starting {key[:16]} and ending {key[-9:]} is odd",
+                        "context": {"fields": [key[4:20]]},
+                    }
+                },
+                "application/json",
+            ),
         }[mode]
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("content-type", ctype)
         self.send_header("content-length", str(len(data)))
-        self.send_header("x-request-id", f"req-{key}")
+        self.send_header("x-request-id", f"req-{key[2:18]}" if "fragment" in mode else f"req-{key}")
         self.send_header("x-echo-api-key", key)
         self.send_header("retry-after", "0")
         self.end_headers()
@@ -337,3 +348,31 @@ def test_the_key_file_is_read_stripped_and_its_problems_are_named_without_the_ke
     assert "is empty" in blank.stderr
     for _what, text in rec.outputs:
         assert TEST_KEY not in text
+
+
+def test_fragments_of_the_key_echoed_by_the_server_are_masked_everywhere(
+    hostile: _HostileServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server error that echoes 16 characters of the key (in its detail, context and
+    request id) prints none of them, at maximum verbosity, from any reading command."""
+    caplog.set_level(logging.DEBUG)
+    config = tmp_path / "wallets.yaml"
+    config.write_text(yaml.safe_dump(config_doc({"a": wallet("Alpha")})), encoding="utf-8")
+    hostile.mode = "fragment-echo"
+    url = f"http://127.0.0.1:{hostile.server_address[1]}/v1"
+    rec = Recorder(tmp_path, {"VOLTAGE_API_KEY": TEST_KEY, "VOLTAGE_API_KEY_FILE": ""})
+    plan = rec.run("plan", str(config), "--api-url", url, expect=1)
+    assert "invalid_parameter" in plan.stderr  # the error itself is shown...
+    assert "key starting *** and ending *** is odd" in plan.stderr  # ...with the key masked
+    rec.run("apply", str(config), "--api-url", url, "--auto-approve", expect=1)
+    rec.run("drift", str(config), "--api-url", url, expect=1)
+    rec.run("import", str(config), "--api-url", url, "--environment", "staging", expect=1)
+    assert TEST_KEY in hostile.seen
+    fragments = [TEST_KEY[:16], TEST_KEY[4:20], TEST_KEY[2:18], TEST_KEY[-9:]]
+    for what, text in rec.outputs:
+        for fragment in fragments:
+            assert fragment not in text, f"a fragment of the key in the output of `{what}`"
+    for record in caplog.records:
+        rendered = f"{record.getMessage()} {record.exc_text or ''}"
+        for fragment in fragments:
+            assert fragment not in rendered, f"a fragment of the key in a log of {record.name}"

@@ -142,7 +142,13 @@ _QUIET_LOGGERS = ("httpx", "httpcore", "h11", "h2", "hpack")
 def _engine(
     desired: DesiredState, api_url: str | None, emulator_db: str | None, timeout: float
 ) -> Iterator[Engine]:
-    options = ConnectOptions(api_url=api_url, emulator_db=emulator_db, wait_timeout=timeout)
+    rate = click.get_current_context().obj.get("rate")
+    options = ConnectOptions(
+        api_url=api_url,
+        emulator_db=emulator_db,
+        wait_timeout=timeout,
+        max_requests_per_second=rate,
+    )
     with open_backend(desired, options) as backend:
         yield Engine(desired, backend)
 
@@ -152,7 +158,24 @@ _config_path = click.argument(
 )
 
 
+def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        ctx.ensure_object(dict)[name] = value
+        return value
+
+    return store
+
+
 def _backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--max-requests-per-second",
+        type=click.FloatRange(min=0.01),
+        default=None,
+        expose_value=False,
+        callback=_remember("rate"),
+        help="Cap the request rate, shared by every worker, for APIs that publish one "
+        "(default: no cap; a 429 always pauses every worker).",
+    )(func)
     func = click.option(
         "--timeout",
         type=click.FloatRange(min=0.1),

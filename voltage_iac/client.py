@@ -1,4 +1,4 @@
-"""HTTP client of the Voltage Payments API: the one module that talks HTTP.
+"""Client of the Voltage Payments API: its paths, answers and error envelopes.
 
 Where it sits in the flow::
 
@@ -14,8 +14,10 @@ What it guarantees to its callers:
 - Every failure is one of the typed errors of `voltage_iac.errors`, with the HTTP status,
   the API's `error.type` and `error.code` and the `x-request-id`, and a message that names
   the operation and the object.
-- Reads are retried on time-outs, dropped connections, 5xx and 429, with jittered
-  exponential backoff. A 429 waits as long as the API asks (capped).
+- Requests go through `voltage_iac.http.HttpCore`: reads are retried on time-outs,
+  dropped connections, 5xx and 429, with jittered exponential backoff; a 429 pauses every
+  thread as long as the API asks (capped); each request has a per-read time-out and a
+  total deadline.
 - Writes are never re-sent blindly: once a write may have reached the API, a time-out,
   a dropped connection or a 5xx raises `WriteOutcomeUnknown` so that the caller reads
   the live state before deciding. Only a 429 (not processed) and a failure to connect
@@ -26,19 +28,13 @@ What it guarantees to its callers:
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
 import json
 import logging
-import math
 import random as _random_module
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
-
-import httpx
 
 from voltage_iac import __version__
 from voltage_iac.errors import (
@@ -49,25 +45,24 @@ from voltage_iac.errors import (
     NotFoundError,
     RateLimitedError,
     ServerError,
-    TransportError,
     WriteOutcomeUnknown,
 )
-from voltage_iac.secret import Secret, redact
+from voltage_iac.http import (
+    DEFAULT_DEADLINE,
+    DEFAULT_TIMEOUT,
+    MAX_RESPONSE_BYTES,
+    WRITE_UNKNOWN_TAIL,
+    Answer,
+    BaseTransport,
+    HttpCore,
+)
+from voltage_iac.secret import Secret
 
 __all__ = ["MAX_RESPONSE_BYTES", "VoltageClient"]
 
 logger = logging.getLogger("voltage_iac.client")
 
-#: Largest response body the client accepts; anything bigger is refused as malformed.
-MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-#: Largest error body worth reading to find the error envelope.
-_MAX_ERROR_BODY_BYTES = 1024 * 1024
 _EXCERPT_CHARS = 200
-_MIN_KEY_CHARS_FOR_FULL_SCRUB = 8
-
-_WRITE_UNKNOWN_TAIL = (
-    "the change may or may not have been made; voltage-iac reads the live state before trying again"
-)
 
 _AUTH_HINTS = {
     401: (
@@ -131,15 +126,6 @@ _STATUS_PHRASES = {
     429: "the API is rate limiting requests",
 }
 
-# Transport failures where the request cannot have reached the API.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-# Transport failures that retrying cannot fix (the request is wrong on our side).
-_FATAL = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
 
 class _Envelope:
     """The parts of an error answer the client uses: `{"error": {type, detail, ...}}`."""
@@ -159,23 +145,14 @@ class _Envelope:
         self.context = context
 
 
-class _Answer:
-    """One HTTP answer: status, the headers the client uses, and the (capped) body."""
-
-    __slots__ = ("body", "headers", "status", "too_large")
-
-    def __init__(
-        self, status: int, headers: httpx.Headers, body: bytes | None, too_large: bool
-    ) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.too_large = too_large
-
-
 class VoltageClient:
     """Synchronous, thread-safe client of the Voltage Payments API (wallets, policies,
-    lines of credit). One instance is shared by every thread of an apply."""
+    lines of credit). One instance is shared by every thread of an apply.
+
+    A thin layer over `voltage_iac.http.HttpCore`, which sends the requests (retries,
+    per-read time-out `timeout`, total `deadline` per request, back-pressure shared by
+    every thread, the optional `max_requests_per_second` cap); this class knows the
+    Voltage paths and turns the API's answers and error envelopes into typed errors."""
 
     #: Largest success body accepted (class attribute so tests can lower it).
     max_response_bytes: int = MAX_RESPONSE_BYTES
@@ -185,47 +162,48 @@ class VoltageClient:
         base_url: str,
         api_key: Secret,
         *,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
         max_attempts: int = 5,
         backoff_base: float = 0.25,
         backoff_cap: float = 2.0,
         max_retry_after: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
+        max_requests_per_second: float | None = None,
+        transport: BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random_module.random,
         user_agent: str = f"voltage-iac/{__version__}",
     ) -> None:
         if not isinstance(api_key, Secret):
             raise TypeError("api_key must be a Secret")
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        if backoff_base < 0 or backoff_cap < 0 or max_retry_after < 0:
-            raise ValueError("backoff_base, backoff_cap and max_retry_after must be >= 0")
-        url = httpx.URL(base_url.rstrip("/"))
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("base_url must be an http:// or https:// URL")
-        self._base_url = str(url)
-        self._base_path = url.path.rstrip("/")
         self._api_key = api_key
-        self._scrub_whole_messages = len(api_key.reveal()) >= _MIN_KEY_CHARS_FOR_FULL_SCRUB
+        self._sleep = sleep
+        self._core = HttpCore(
+            base_url,
+            server="the API",
+            secrets=lambda: (self._api_key,),
+            timeout=timeout,
+            deadline=deadline,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            max_retry_after=max_retry_after,
+            max_requests_per_second=max_requests_per_second,
+            transport=transport,
+            headers={"accept": "application/json", "user-agent": user_agent},
+            random=random,
+            pause=lambda seconds, operation, why: self._pause(seconds, operation, why),
+            logger=logger,
+            transport_hint="check the API URL and the network connection",
+        )
+        self._base_url = self._core.base_url
         self.timeout = timeout
+        self.deadline = deadline
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_retry_after = max_retry_after
-        self._sleep = sleep
-        self._random = random
-        self._user_agent = user_agent
-        self._lock = threading.Lock()
-        self._request_count = 0
-        self._http = httpx.Client(
-            base_url=self._base_url + "/",
-            timeout=httpx.Timeout(timeout),
-            transport=transport,
-            follow_redirects=False,
-        )
+        self.max_requests_per_second = max_requests_per_second
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -239,11 +217,10 @@ class VoltageClient:
 
         Attempts that failed before anything was sent (connection refused) are not
         counted."""
-        with self._lock:
-            return self._request_count
+        return self._core.request_count
 
     def close(self) -> None:
-        self._http.close()
+        self._core.close()
 
     def __enter__(self) -> VoltageClient:
         return self
@@ -368,7 +345,7 @@ class VoltageClient:
             return None
         return self._expect_object(data, operation)
 
-    # -- the request loop --------------------------------------------------------------
+    # -- the request ------------------------------------------------------------------
 
     def _request(
         self,
@@ -379,186 +356,56 @@ class VoltageClient:
         params: list[tuple[str, str]] | None = None,
         body: Any = None,
     ) -> Any:
-        """Send one logical request with the retry policy; return the parsed JSON body of a
+        """Send one logical request through the core; return the parsed JSON body of a
         read (None for a write)."""
         is_write = method != "GET"
         content = None
         if body is not None:
             content = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                answer = self._attempt(method, path, params, content, attempt, is_write)
-            except _FATAL as exc:
-                raise self._error(
-                    TransportError,
-                    f"{operation}: the request could not be sent ({type(exc).__name__})",
-                ) from None
-            except httpx.TransportError as exc:
-                not_sent = isinstance(exc, _NOT_SENT)
-                if is_write and not not_sent:
-                    raise self._error(
-                        WriteOutcomeUnknown,
-                        f"{operation}: the outcome is unknown: the request was sent but "
-                        f"{_transport_reason(exc)}; {_WRITE_UNKNOWN_TAIL}",
-                    ) from None
-                if attempt >= self.max_attempts:
-                    raise self._error(
-                        TransportError,
-                        f"{operation}: {_transport_reason(exc)} "
-                        f"(host {self._host()}, {_attempts(attempt)})",
-                        hint="check the API URL and the network connection",
-                    ) from None
-                self._pause(self._backoff(attempt), operation, type(exc).__name__)
-                continue
-            except httpx.HTTPError as exc:  # e.g. a body that cannot be decoded
-                raise self._error(
-                    MalformedResponseError,
-                    f"{operation}: the answer could not be read ({type(exc).__name__})",
-                ) from None
-
-            status = answer.status
-            if 200 <= status < 300:
-                if is_write:
-                    return None
-                return self._parse_success(answer, operation)
-            if status == 429:
-                if attempt >= self.max_attempts:
-                    raise self._api_error(answer, operation, suffix=f", {_attempts(attempt)}")
-                wait = self._retry_after(answer.headers)
-                self._pause(wait if wait is not None else self._backoff(attempt), operation, "429")
-                continue
-            if status >= 500:
-                if is_write:
-                    envelope = self._envelope(answer)
-                    kind = f" ({envelope.error_type})" if envelope and envelope.error_type else ""
-                    raise self._error(
-                        WriteOutcomeUnknown,
-                        f"{operation}: the outcome is unknown: the API answered HTTP "
-                        f"{status}{kind} after the request was sent; {_WRITE_UNKNOWN_TAIL}",
-                        answer=answer,
-                        envelope=envelope,
-                    )
-                if attempt >= self.max_attempts:
-                    raise self._api_error(answer, operation, suffix=f", {_attempts(attempt)}")
-                self._pause(self._backoff(attempt), operation, str(status))
-                continue
-            if 400 <= status < 500:
-                raise self._api_error(answer, operation)
-            raise self._error(
-                MalformedResponseError,
-                f"{operation}: unexpected HTTP status {status}",
-                answer=answer,
-            )
-
-    def _attempt(
-        self,
-        method: str,
-        path: str,
-        params: list[tuple[str, str]] | None,
-        content: bytes | None,
-        attempt: int,
-        is_write: bool,
-    ) -> _Answer:
-        headers = {
-            "accept": "application/json",
-            "user-agent": self._user_agent,
-            "x-api-key": self._api_key.reveal(),
-        }
-        if content is not None:
-            headers["content-type"] = "application/json"
-        request = self._http.build_request(
+        answer = self._core.request(
             method,
-            path.lstrip("/"),
-            params=tuple(params or ()),
+            path,
+            operation,
+            write=is_write,
+            params=params,
             content=content,
-            headers=headers,
+            headers={"x-api-key": self._api_key.reveal()},
+            # an accepted write's body carries nothing the tool needs
+            read_body=not is_write,
+            max_body_bytes=self.max_response_bytes,
         )
-        started = time.perf_counter()
-        try:
-            response = self._http.send(request, stream=True)
-        except httpx.TransportError as exc:
-            if not isinstance(exc, (*_NOT_SENT, *_FATAL)):
-                self._count()
-            self._log(method, path, type(exc).__name__, started, attempt)
-            raise
-        self._count()
-        status = response.status_code
-        body: bytes | None = None
-        too_large = False
-        try:
-            if 200 <= status < 300:
-                if not is_write:  # an accepted write's body carries nothing the tool needs
-                    body = _read_capped(response, self.max_response_bytes)
-            else:
-                try:
-                    body = _read_capped(response, _MAX_ERROR_BODY_BYTES)
-                except httpx.HTTPError:
-                    body = None  # the status decides; the body only adds detail
-        except _BodyTooLarge:
-            too_large = True
-        except httpx.HTTPError as exc:
-            self._log(method, path, f"{status} {type(exc).__name__}", started, attempt)
-            raise
-        finally:
-            response.close()
-        self._log(method, path, str(status), started, attempt)
-        return _Answer(status, response.headers, body, too_large)
-
-    # -- helpers -----------------------------------------------------------------------
-
-    def _count(self) -> None:
-        with self._lock:
-            self._request_count += 1
-
-    def _log(self, method: str, path: str, outcome: str, started: float, attempt: int) -> None:
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        shown = self._base_path + path
-        if self._scrub_whole_messages:
-            shown = self._scrub(shown)
-        logger.debug(
-            "%s %s -> %s in %.0f ms (attempt %d)",
-            method,
-            shown,
-            outcome,
-            elapsed_ms,
-            attempt,
+        status = answer.status
+        if 200 <= status < 300:
+            if is_write:
+                return None
+            return self._parse_success(answer, operation)
+        if status == 429:
+            raise self._api_error(answer, operation, suffix=f", {_attempts(answer.attempts)}")
+        if status >= 500:
+            if is_write:
+                envelope = self._envelope(answer)
+                kind = f" ({envelope.error_type})" if envelope and envelope.error_type else ""
+                raise self._error(
+                    WriteOutcomeUnknown,
+                    f"{operation}: the outcome is unknown: the API answered HTTP "
+                    f"{status}{kind} after the request was sent; {WRITE_UNKNOWN_TAIL}",
+                    answer=answer,
+                    envelope=envelope,
+                )
+            raise self._api_error(answer, operation, suffix=f", {_attempts(answer.attempts)}")
+        if 400 <= status < 500:
+            raise self._api_error(answer, operation)
+        raise self._error(
+            MalformedResponseError,
+            f"{operation}: unexpected HTTP status {status}",
+            answer=answer,
         )
-
-    def _host(self) -> str:
-        return httpx.URL(self._base_url).netloc.decode("ascii", "replace")
-
-    def _backoff(self, attempt: int) -> float:
-        """Jittered exponential backoff after attempt number `attempt` (1-based): the step
-        doubles from backoff_base up to backoff_cap; the wait is between half and all of it."""
-        step = min(self.backoff_cap, self.backoff_base * 2.0 ** min(attempt - 1, 60))
-        return step * (0.5 + 0.5 * self._random())
-
-    def _retry_after(self, headers: httpx.Headers) -> float | None:
-        """The wait a 429 asks for: `x-retry-after-ms` wins over `Retry-After` (seconds or
-        an HTTP date); capped at max_retry_after. None when neither is usable."""
-        wait: float | None = None
-        raw_ms = headers.get("x-retry-after-ms")
-        if raw_ms is not None:
-            ms = _float(raw_ms)
-            if ms is not None:
-                wait = ms / 1000.0
-        if wait is None:
-            raw = headers.get("retry-after")
-            if raw is not None:
-                wait = _float(raw)
-                if wait is None:
-                    wait = _seconds_until(raw, headers.get("date"))
-        if wait is None:
-            return None
-        return min(max(wait, 0.0), self.max_retry_after)
 
     def _pause(self, seconds: float, operation: str, why: str) -> None:
         logger.debug("%s: retrying after %s in %.3f s", operation, why, seconds)
         self._sleep(seconds)
 
-    def _parse_success(self, answer: _Answer, operation: str) -> Any:
+    def _parse_success(self, answer: Answer, operation: str) -> Any:
         if answer.too_large or answer.body is None:
             raise self._error(
                 MalformedResponseError,
@@ -598,7 +445,7 @@ class VoltageClient:
                 )
         return data
 
-    def _api_error(self, answer: _Answer, operation: str, *, suffix: str = "") -> ApiError:
+    def _api_error(self, answer: Answer, operation: str, *, suffix: str = "") -> ApiError:
         """The typed error for a 4xx/5xx answer, with a message naming the operation."""
         status = answer.status
         cls: type[ApiError]
@@ -644,10 +491,11 @@ class VoltageClient:
         return self._error(cls, message, answer=answer, envelope=envelope, hint=hint)
 
     def _scrub(self, text: str) -> str:
-        """Mask the API key in text that came from the server (bodies, details, ids)."""
-        return redact(text, self._api_key)
+        """Mask the API key (whole, or any run of 8 or more of its characters) in text that
+        came from the server (bodies, details, ids)."""
+        return self._core.scrub(text)
 
-    def _envelope(self, answer: _Answer) -> _Envelope | None:
+    def _envelope(self, answer: Answer) -> _Envelope | None:
         """The answer's error envelope, with every text field scrubbed of the API key."""
         found = _envelope(answer)
         if found is None:
@@ -663,7 +511,7 @@ class VoltageClient:
         cls: type[ApiError],
         message: str,
         *,
-        answer: _Answer | None = None,
+        answer: Answer | None = None,
         envelope: _Envelope | None = None,
         hint: str | None = None,
     ) -> ApiError:
@@ -678,9 +526,8 @@ class VoltageClient:
             request_id = self._scrub(raw_id)[:128] if raw_id else None
             if request_id:
                 message += f" [request id {request_id}]"
-        if self._scrub_whole_messages:
-            message = self._scrub(message)
-            hint = self._scrub(hint) if hint else hint
+        message = self._core.scrub_message(message)
+        hint = self._core.scrub_message(hint) if hint else hint
         return cls(
             message,
             status=status,
@@ -707,21 +554,7 @@ def _raise_unless_documented_404(exc: NotFoundError) -> None:
         raise exc
 
 
-def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    declared = response.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-        raise _BodyTooLarge
-    chunks: list[bytes] = []
-    total = 0
-    for chunk in response.iter_bytes():
-        total += len(chunk)
-        if total > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _envelope(answer: _Answer) -> _Envelope | None:
+def _envelope(answer: Answer) -> _Envelope | None:
     """The documented error envelope of an answer, or None when there is none."""
     if not answer.body:
         return None
@@ -772,46 +605,8 @@ def _status_phrase(status: int) -> str:
     return "the API refused the request"
 
 
-def _transport_reason(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.ConnectTimeout):
-        return "connecting to the API timed out"
-    if isinstance(exc, httpx.PoolTimeout):
-        return "no connection to the API became free in time"
-    if isinstance(exc, httpx.ConnectError):
-        return "could not connect to the API"
-    if isinstance(exc, httpx.ReadTimeout):
-        return "no answer came in time"
-    if isinstance(exc, httpx.WriteTimeout):
-        return "sending the request timed out"
-    if isinstance(exc, httpx.TimeoutException):
-        return "the request timed out"
-    return f"the connection was dropped ({type(exc).__name__})"
-
-
 def _attempts(count: int) -> str:
     return f"{count} attempt{'s' if count != 1 else ''}"
-
-
-def _float(raw: str) -> float | None:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _seconds_until(http_date: str, server_date: str | None) -> float | None:
-    """Seconds from now (the answer's own `Date` when given, else this clock) to an HTTP
-    date; None when it cannot be parsed."""
-    try:
-        target = email.utils.parsedate_to_datetime(http_date).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    now = time.time()
-    if server_date:
-        with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
-            now = email.utils.parsedate_to_datetime(server_date).timestamp()
-    return target - now
 
 
 def _short(text: str | None, limit: int = 300) -> str:

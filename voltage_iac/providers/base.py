@@ -18,10 +18,12 @@ Contract for every implementation:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from voltage_iac.errors import VoltageIacError
+from voltage_iac.errors import UsageError, VoltageIacError
 from voltage_iac.kinds.base import Operation
 from voltage_iac.model import DesiredState, LiveState
 from voltage_iac.providers.registry import BackendSpec
@@ -34,7 +36,24 @@ class ConnectOptions:
     api_url: str | None = None  # --api-url (Voltage)
     emulator_db: str | None = None  # --emulator-db (Voltage's embedded emulator)
     wait_timeout: float = 120.0  # seconds to wait for an accepted change to become visible
-    request_timeout: float = 30.0
+    request_timeout: float = 30.0  # per read of the socket
+    #: total seconds per request, retries included (VOLTAGE_IAC_REQUEST_DEADLINE, else 60)
+    request_deadline: float = field(default_factory=lambda: deadline_from_environment(os.environ))
+    max_requests_per_second: float | None = None  # shared by every worker; None: no cap
+
+
+def deadline_from_environment(environ: Mapping[str, str]) -> float:
+    """Total seconds per HTTP request: VOLTAGE_IAC_REQUEST_DEADLINE, else 60."""
+    raw = environ.get("VOLTAGE_IAC_REQUEST_DEADLINE", "").strip()
+    try:
+        value = float(raw) if raw else 60.0
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise UsageError(
+            f"VOLTAGE_IAC_REQUEST_DEADLINE={raw!r} is not a positive number of seconds"
+        )
+    return value
 
 
 class UnsupportedOperation(VoltageIacError):

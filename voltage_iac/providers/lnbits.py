@@ -1,7 +1,9 @@
 """The LNbits provider: LNbits wallet JSON <-> model, and writes that are safe to repeat.
 
-Sits between the engine and an LNbits server (it speaks HTTP itself through httpx; the
-LNbits API is small). Called by `connect.open_provider` for `provider.kind: lnbits`.
+Sits between the engine and an LNbits server (it speaks HTTP through the shared core,
+`voltage_iac.http.HttpCore`: retries, per-read time-out and total deadline per request,
+back-pressure on 429, secrets masked; the LNbits API is small). Called by
+`connect.open_provider` for `provider.kind: lnbits`.
 
 LNbits picks wallet ids itself, ignores ids sent by a client, keeps no free-form metadata
 and lets several wallets share a name. Ownership therefore lives in the only field a
@@ -26,6 +28,7 @@ add up to the server's total: a listing that changed underneath is retried, then
 from __future__ import annotations
 
 import contextlib
+import json as _json_module
 import logging
 import re
 import time
@@ -33,8 +36,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
-
-import httpx
 
 from voltage_iac.errors import (
     ApiError,
@@ -46,10 +47,17 @@ from voltage_iac.errors import (
     SafetyError,
     SafetyViolation,
     ServerError,
-    TransportError,
     UsageError,
     VoltageIacError,
     WriteOutcomeUnknown,
+)
+from voltage_iac.http import (
+    DEFAULT_DEADLINE,
+    MAX_RESPONSE_BYTES,
+    WRITE_UNKNOWN_TAIL,
+    Answer,
+    BaseTransport,
+    HttpCore,
 )
 from voltage_iac.kinds.base import Operation
 from voltage_iac.kinds.wallet import LiveWallet
@@ -57,6 +65,7 @@ from voltage_iac.model import DesiredState, LiveState, Ownership, frozen_map
 from voltage_iac.providers import registry
 from voltage_iac.providers.base import ConnectOptions, unsupported
 from voltage_iac.secret import Secret, redact
+from voltage_iac.waiting import poll_until
 
 log = logging.getLogger("voltage_iac.provider.lnbits")
 
@@ -68,7 +77,7 @@ ENV_PASSWORD = "LNBITS_PASSWORD"
 
 DEFAULT_PAGE_SIZE = 1000  # the most LNbits returns in one page
 DEFAULT_MAX_PAGES = 1000
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 30.0  # seconds for each socket operation
 DEFAULT_WAIT_TIMEOUT = 30.0
 READ_ATTEMPTS = 3  # tries for a read that meets a transport error, 429 or 5xx
 LISTING_ATTEMPTS = 3  # complete listings tried when wallets change while paging
@@ -175,8 +184,10 @@ class LnbitsProvider:
         url: str,
         token: Secret,
         *,
-        transport: httpx.BaseTransport | None = None,
+        transport: BaseTransport | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
+        max_requests_per_second: float | None = None,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
         page_size: int = DEFAULT_PAGE_SIZE,
         max_pages: int = DEFAULT_MAX_PAGES,
@@ -192,15 +203,23 @@ class LnbitsProvider:
         self._max_pages = max_pages
         self._wait_timeout = wait_timeout
         self._sleep = sleep
-        self._client = httpx.Client(
-            base_url=self.url,
-            timeout=timeout,
-            transport=transport,
-            follow_redirects=False,
-            headers={"Accept": "application/json", "User-Agent": "voltage-iac"},
-        )
         self._stack: str | None = None  # the stack of the last read or create
         self._admin_keys: dict[str, Secret] = {}  # for redaction of error texts
+        self._sign_in: tuple[Secret, ...] = ()  # the password, while signing in
+        self._http = HttpCore(
+            self.url,
+            server="LNbits",
+            secrets=lambda: (self._token, *self._sign_in, *self._admin_keys.values()),
+            timeout=timeout,
+            deadline=deadline,
+            max_attempts=READ_ATTEMPTS,
+            max_requests_per_second=max_requests_per_second,
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "voltage-iac"},
+            sleep=sleep,
+            logger=log,
+            transport_hint="check provider.url and the network connection",
+        )
 
     # -- construction ----------------------------------------------------------------------
 
@@ -246,29 +265,35 @@ class LnbitsProvider:
         return provider
 
     def _login(self, username: str, password: Secret) -> Secret:
+        what = "POST /api/v1/auth"
+        content = _json_module.dumps({"username": username, "password": password.reveal()})
+        self._sign_in = (password,)
         try:
-            response = self._client.post(
-                "/api/v1/auth", json={"username": username, "password": password.reveal()}
+            # Signing in changes nothing on the server: safe to retry like a read.
+            answer = self._http.request(
+                "POST",
+                "/api/v1/auth",
+                f"LNbits at {self.url}: signing in",
+                write=False,
+                content=content.encode(),
             )
-        except httpx.HTTPError as exc:
-            raise TransportError(
-                f"LNbits at {self.url}: signing in failed: {type(exc).__name__}"
-            ) from None
+            if answer.status in (401, 403):
+                raise AuthError(
+                    f"LNbits at {self.url} refused the username/password of {ENV_USERNAME}",
+                    status=answer.status,
+                )
+            if answer.status == 429:
+                raise RateLimitedError(
+                    f"LNbits at {self.url}: too many sign-in attempts; wait and try again",
+                    status=429,
+                )
+            if answer.status != 200:
+                raise self._error_for(answer, what, secrets=(password,))
+            body = self._json(answer, what)
+            if not isinstance(body, dict):
+                raise self._error_for(answer, what, secrets=(password,))
         finally:
-            self._client.cookies.clear()
-        if response.status_code in (401, 403):
-            raise AuthError(
-                f"LNbits at {self.url} refused the username/password of {ENV_USERNAME}",
-                status=response.status_code,
-            )
-        if response.status_code == 429:
-            raise RateLimitedError(
-                f"LNbits at {self.url}: too many sign-in attempts; wait and try again",
-                status=429,
-            )
-        body = self._json(response, "POST /api/v1/auth")
-        if response.status_code != 200 or not isinstance(body, dict):
-            raise self._error_for(response, "POST /api/v1/auth", secrets=(password,))
+            self._sign_in = ()
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise MalformedResponseError(f"LNbits at {self.url}: sign-in returned no token")
@@ -280,7 +305,7 @@ class LnbitsProvider:
         return f"LNbits at {self.url}"
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
     def read(self, desired: DesiredState) -> LiveState:
         self._stack = desired.stack
@@ -446,18 +471,11 @@ class LnbitsProvider:
         )
 
     def _wait_until(self, done: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + self._wait_timeout
-        delay = 0.05
-        while True:
-            if done():
-                return
-            if time.monotonic() >= deadline:
-                raise ApiError(
-                    f"LNbits at {self.url}: timed out after {self._wait_timeout:.0f}s "
-                    f"waiting for {what}"
-                )
-            self._sleep(delay)
-            delay = min(delay * 2, 1.0)
+        if not poll_until(done, self._wait_timeout, maximum=1.0, sleep=self._sleep):
+            raise ApiError(
+                f"LNbits at {self.url}: timed out after {self._wait_timeout:.0f}s "
+                f"waiting for {what}"
+            )
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -583,73 +601,50 @@ class LnbitsProvider:
         send_headers = dict(headers or {})
         if bearer:
             send_headers["Authorization"] = f"Bearer {self._token.reveal()}"
-        attempts = 1 if write else READ_ATTEMPTS
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
-            try:
-                response = self._client.request(
-                    method, path, params=params, json=json, headers=send_headers
-                )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                if not last:
-                    self._sleep(0.2 * attempt)
-                    continue
-                raise TransportError(
-                    f"LNbits at {self.url}: {what}: cannot connect ({type(exc).__name__})"
-                ) from None
-            except httpx.HTTPError as exc:
-                if write:
-                    raise WriteOutcomeUnknown(
-                        f"LNbits at {self.url}: {what}: no answer ({type(exc).__name__}); "
-                        "the change may or may not have been made"
-                    ) from None
-                if not last:
-                    self._sleep(0.2 * attempt)
-                    continue
-                raise TransportError(
-                    f"LNbits at {self.url}: {what}: {type(exc).__name__}"
-                ) from None
-            finally:
-                self._client.cookies.clear()  # LNbits sets session cookies; never keep them
-            status = response.status_code
-            if 200 <= status < 300:
-                return self._json(response, what)
-            if not write and not last and (status == 429 or status >= 500):
-                self._sleep(self._retry_after(response, attempt))
-                continue
-            if write and status >= 500:
-                raise WriteOutcomeUnknown(
-                    f"LNbits at {self.url}: {what}: HTTP {status}; "
-                    "the change may or may not have been made",
-                    status=status,
-                )
-            raise self._error_for(response, what)
-        raise AssertionError("unreachable")  # pragma: no cover
+        content = None
+        if json is not None:
+            content = _json_module.dumps(json, separators=(",", ":"), allow_nan=False).encode()
+        answer = self._http.request(
+            method,
+            path,
+            f"LNbits at {self.url}: {what}",
+            write=write,
+            params=params,
+            content=content,
+            headers=send_headers,
+        )
+        status = answer.status
+        if 200 <= status < 300:
+            return self._json(answer, what)
+        if write and status >= 500:
+            raise WriteOutcomeUnknown(
+                f"LNbits at {self.url}: {what}: the outcome is unknown: HTTP {status} after "
+                f"the request was sent; {WRITE_UNKNOWN_TAIL}",
+                status=status,
+            )
+        raise self._error_for(answer, what)
 
-    @staticmethod
-    def _retry_after(response: httpx.Response, attempt: int) -> float:
-        value = response.headers.get("Retry-After", "")
-        try:
-            return min(max(float(value), 0.0), 10.0)
-        except ValueError:
-            return min(0.5 * attempt, 5.0)
-
-    def _json(self, response: httpx.Response, what: str) -> Any:
-        if not response.content:
+    def _json(self, answer: Answer, what: str) -> Any:
+        if answer.too_large:
+            raise MalformedResponseError(
+                f"LNbits at {self.url}: {what}: the answer is larger than "
+                f"{MAX_RESPONSE_BYTES} bytes",
+                status=answer.status,
+            )
+        if not answer.body:
             return None
         try:
-            return response.json()
-        except ValueError:
+            return _json_module.loads(answer.body)
+        except (ValueError, RecursionError):
             raise MalformedResponseError(
-                f"LNbits at {self.url}: {what}: the answer is not JSON "
-                f"(HTTP {response.status_code})",
-                status=response.status_code,
+                f"LNbits at {self.url}: {what}: the answer is not JSON (HTTP {answer.status})",
+                status=answer.status,
             ) from None
 
-    def _detail(self, response: httpx.Response, secrets: tuple[Secret, ...] = ()) -> str:
+    def _detail(self, answer: Answer, secrets: tuple[Secret, ...] = ()) -> str:
         try:
-            body = response.json()
-        except ValueError:
+            body = _json_module.loads(answer.body or b"")
+        except (ValueError, RecursionError):
             return ""
         detail = body.get("detail") if isinstance(body, dict) else None
         if isinstance(detail, list):  # validation errors
@@ -662,13 +657,13 @@ class LnbitsProvider:
         return f": {text}"
 
     def _error_for(
-        self, response: httpx.Response, what: str, secrets: tuple[Secret, ...] = ()
+        self, answer: Answer, what: str, secrets: tuple[Secret, ...] = ()
     ) -> VoltageIacError:
-        status = response.status_code
-        detail = self._detail(response, secrets)
+        status = answer.status
+        detail = self._detail(answer, secrets)
         message = f"LNbits at {self.url}: {what}: HTTP {status}{detail}"
         if 300 <= status < 400:
-            location = response.headers.get("location", "")
+            location = answer.headers.get("location", "")
             if "first_install" in location:
                 return ApiError(
                     f"LNbits at {self.url} is not set up yet (first install pending)",
@@ -687,9 +682,9 @@ class LnbitsProvider:
         if status in (400, 413, 415, 422):
             return InvalidRequestError(message, status=status)
         if status == 429:
-            return RateLimitedError(message, status=status)
+            return RateLimitedError(f"{message} ({answer.attempts} attempts)", status=status)
         if status >= 500:
-            return ServerError(message, status=status)
+            return ServerError(f"{message} ({answer.attempts} attempts)", status=status)
         return ApiError(message, status=status)
 
 
@@ -705,7 +700,12 @@ def open_backend(
             hint="an LNbits config names its server in provider.url",
         )
     backend = LnbitsProvider.from_environment(
-        desired, environ, wait_timeout=options.wait_timeout, timeout=options.request_timeout
+        desired,
+        environ,
+        wait_timeout=options.wait_timeout,
+        timeout=options.request_timeout,
+        deadline=options.request_deadline,
+        max_requests_per_second=options.max_requests_per_second,
     )
     try:
         yield backend

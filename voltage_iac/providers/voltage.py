@@ -48,6 +48,7 @@ from voltage_iac.model import (
 from voltage_iac.providers import registry
 from voltage_iac.providers.base import ConnectOptions, unsupported
 from voltage_iac.secret import Secret
+from voltage_iac.waiting import poll_until
 
 log = logging.getLogger("voltage_iac.provider")
 
@@ -330,15 +331,14 @@ class VoltageProvider:
 
     def _poll(self, check: Callable[[], bool], budget: float) -> bool:
         """Call `check` with growing pauses until it is true or `budget` seconds pass."""
-        deadline = self._clock() + budget
-        pause = self.poll_initial
-        while True:
-            if check():
-                return True
-            if self._clock() + pause > deadline:
-                return False
-            self._sleep(pause)
-            pause = min(pause * 2, self.poll_max)
+        return poll_until(
+            check,
+            budget,
+            initial=self.poll_initial,
+            maximum=self.poll_max,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
 
     def _wait(self, check: Callable[[], bool], what: str) -> None:
         if not self._poll(check, self.wait_timeout):
@@ -632,7 +632,11 @@ def open_backend(
         Path(db).parent.mkdir(parents=True, exist_ok=True)
         with EmbeddedEmulator(db) as emulator:
             client = VoltageClient(
-                emulator.base_url, emulator.api_key, timeout=options.request_timeout
+                emulator.base_url,
+                emulator.api_key,
+                timeout=options.request_timeout,
+                deadline=options.request_deadline,
+                max_requests_per_second=options.max_requests_per_second,
             )
             provider = VoltageProvider(
                 client,
@@ -647,7 +651,13 @@ def open_backend(
         return
 
     key = api_key_from_environment(env)
-    client = VoltageClient(url, key, timeout=options.request_timeout)
+    client = VoltageClient(
+        url,
+        key,
+        timeout=options.request_timeout,
+        deadline=options.request_deadline,
+        max_requests_per_second=options.max_requests_per_second,
+    )
     provider = VoltageProvider(
         client,
         desired.organization_id,
