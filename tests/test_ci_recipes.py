@@ -419,7 +419,8 @@ def test_workflow_shape() -> None:
     assert "pull-requests" not in plan["permissions"]
 
     # The plan file is kept per stack and commit; the apply downloads exactly that one.
-    [kept, _] = sorted(_uses(plan, "actions/upload-artifact"), key=lambda s: s["name"])
+    assert len(_uses(plan, "actions/upload-artifact")) == 2
+    kept = _step(plan, "Keep the plan file for the apply on merge")
     assert kept["with"]["path"] == "voltage-iac-plan.json"
     [download] = _uses(apply, "actions/download-artifact")
     assert download["with"]["name"] == kept["with"]["name"]
