@@ -13,15 +13,22 @@ delay) and measures the tool over real HTTP:
     manages policies (one policies read each).
 (b) applying wallets-apply new wallets at parallelism 1 and at parallelism 16, with the
     added latency: time, requests and the speed-up.
+(c) the peer, side by side in the same run: a Terraform-style refresh of the same
+    wallets (refresh_peer.py: one GET per wallet, parallelism 10, httpx directly)
+    against the same served emulator at the same latencies, and the ratio of its time
+    to the time of voltage-iac's no-op plan.
 
 Usage:
-    python benchmarks/bench_plan_apply.py [--wallets-plan 10000] [--wallets-apply 1000]
-                                          [--latency-ms 50] [--quick] [--json] [--out FILE]
+    python benchmarks/bench_plan_apply.py [--full] [--wallets-plan N] [--wallets-apply N]
+                                          [--latency-ms 50] [--json] [--output FILE]
 
-Prints a table (to stderr with --json, which prints the results as JSON on stdout) and
-writes the results as JSON to benchmarks/results/latest.json unless --out says otherwise.
-Exit status: 0 when every measurement completed and the plan request count did not
-depend on the wallet count; 1 otherwise. Timing targets are reported, never enforced.
+The default run is quick (500 / 64 wallets); --full measures 10,000 / 1,000 (and so the
+ratios at 1,000 and 10,000 wallets). Prints a table (to stderr with --json, which prints
+the results as JSON on stdout) and writes the results as JSON to --output FILE, by
+default a new file in the user's cache folder (the path is printed); never to a tracked
+file unless asked. Exit status: 0 when every measurement completed and the plan request
+count did not depend on the wallet count; 1 otherwise. Timing targets are reported,
+never enforced.
 """
 
 from __future__ import annotations
@@ -39,23 +46,23 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
+import refresh_peer
+import yaml
 
 from voltage_iac import __version__, identity
 from voltage_iac.client import VoltageClient
 from voltage_iac.config import load_config
-from voltage_iac.engine import ApplyEvents, ApplyOptions, Engine
 from voltage_iac.model import DesiredState
 from voltage_iac.providers.voltage import VoltageProvider
 from voltage_iac.secret import Secret
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_OUT = HERE / "results" / "latest.json"
 
 # Fixed namespace for the benchmark's organizations, environments and lines of credit.
 BENCH_NAMESPACE = uuid.UUID("3d0c5b1e-8f2a-5e47-9b6d-0a1c2e3f4b5d")
@@ -76,6 +83,41 @@ TARGET_SPEEDUP = 8.0
 
 class BenchmarkError(Exception):
     """A measurement could not be completed or gave a wrong result."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What is measured: planning, and the engine's gated apply."""
+
+    make_plan: Callable[..., Any]  # (desired, provider) -> Plan
+    apply: Callable[..., Any]  # (desired, provider, parallelism, time_limit, on_plan) -> report
+
+
+def engine() -> Measured:
+    """The planning and applying functions measured: the one place they are imported from."""
+    from voltage_iac.engine import ApplyEvents, ApplyOptions, Engine
+
+    def make_plan(desired: Any, provider: Any) -> Any:
+        return Engine(desired, provider).plan()
+
+    def apply(
+        desired: Any,
+        provider: Any,
+        parallelism: int,
+        time_limit: float | None = None,
+        on_plan: Callable[[Any], None] | None = None,
+    ) -> Any:
+        options = ApplyOptions(parallelism=parallelism, time_limit=time_limit)
+        return Engine(desired, provider).apply(options, ApplyEvents(on_plan=on_plan)).report
+
+    return Measured(make_plan=make_plan, apply=apply)
+
+
+def default_output() -> Path:
+    """A new results file in the user's cache folder (never a tracked file)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return cache / "voltage-iac" / "benchmarks" / f"bench-{stamp}-{os.getpid()}.json"
 
 
 # -- the world -----------------------------------------------------------------------
@@ -275,24 +317,25 @@ def open_provider(served: Served, key: str, organization_id: str) -> VoltageProv
 def measure_plan(
     served: Served, key: str, desired: DesiredState, expected: int, repeat: int
 ) -> dict[str, Any]:
-    """Time Engine.plan (read + diff) `repeat` times; every plan must be a no-op over
+    """Time make_plan (read + diff) `repeat` times; every plan must be a no-op over
     exactly `expected` owned wallets."""
     seconds: list[float] = []
     requests: set[int] = set()
+    make_plan = engine().make_plan
     for _ in range(repeat):
         provider = open_provider(served, key, desired.organization_id)
         try:
             started = time.perf_counter()
-            plan = Engine(desired, provider).plan()
+            plan = make_plan(desired, provider)
             seconds.append(time.perf_counter() - started)
             requests.add(provider.client.request_count)
         finally:
             provider.close()
         if plan.has_changes:
             raise BenchmarkError(f"the plan over {expected} wallets in sync has changes")
-        if len(plan.owned) != expected:
+        if len(plan.owned_wallet_ids) != expected:
             raise BenchmarkError(
-                f"the plan saw {len(plan.owned)} owned wallets, expected {expected}"
+                f"the plan saw {len(plan.owned_wallet_ids)} owned wallets, expected {expected}"
             )
     if len(requests) != 1:
         raise BenchmarkError(f"repeated plans sent different request counts: {sorted(requests)}")
@@ -302,6 +345,36 @@ def measure_plan(
         "seconds_min": min(seconds),
         "repeats": len(seconds),
     }
+
+
+def peer_state(scenario: Scenario, config: Path) -> list[refresh_peer.StateEntry]:
+    """What a Terraform-style tool would refresh for the same YAML: every configured
+    wallet, by the id its state file records (the id voltage-iac gave it)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    state = []
+    for path in sorted(config.glob("10-wallets-*.yaml")):
+        wallets = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)["wallets"]
+        for key, wallet in wallets.items():
+            wallet_id = identity.wallet_id(
+                scenario.organization_id, scenario.environment_id, STACK, key, 0
+            )
+            state.append(refresh_peer.StateEntry(wallet_id, wallet["name"], WALLET_LIMIT_MSATS))
+    if len(state) != scenario.configured:
+        raise BenchmarkError(
+            f"the peer's state has {len(state)} wallets, not {scenario.configured}"
+        )
+    return state
+
+
+def measure_peer(
+    served: Served, key: str, scenario: Scenario, config: Path, repeat: int
+) -> dict[str, Any]:
+    try:
+        return refresh_peer.measure(
+            served.base_url, key, scenario.organization_id, peer_state(scenario, config), repeat
+        )
+    except (refresh_peer.RefreshError, httpx.HTTPError) as exc:
+        raise BenchmarkError(f"the peer's refresh of {scenario.wallets} wallets: {exc}") from None
 
 
 def measure_cli_plan(served: Served, key: str, config: Path, deadline: float) -> float:
@@ -342,8 +415,8 @@ def measure_apply(
 ) -> dict[str, Any]:
     """Plan `count` creates, apply them at `parallelism`, then check a new plan is empty."""
     desired = load_config(config)
+    measured = engine()
     provider = open_provider(served, key, desired.organization_id)
-    engine = Engine(desired, provider)
     marks: dict[str, float] = {}
 
     def planned(plan: Any) -> None:
@@ -354,11 +427,13 @@ def measure_apply(
         marks["started"] = time.perf_counter()
 
     try:
-        outcome = engine.apply(
-            ApplyOptions(parallelism=parallelism, time_limit=max(0.0, deadline - time.monotonic())),
-            ApplyEvents(on_plan=planned),
+        report = measured.apply(
+            desired,
+            provider,
+            parallelism,
+            time_limit=max(0.0, deadline - time.monotonic()),
+            on_plan=planned,
         )
-        report = outcome.report
         seconds = time.perf_counter() - marks["started"]
         apply_requests = provider.client.request_count - int(marks["requests"])
         if not report.ok:
@@ -368,7 +443,7 @@ def measure_apply(
                 f"apply at parallelism {parallelism}: {len(report.failed)} failed, "
                 f"{len(report.not_started)} not started ({why or 'time limit reached'})"
             )
-        converged = not engine.plan().has_changes
+        converged = not measured.make_plan(desired, provider).has_changes
     finally:
         provider.close()
     if not converged:
@@ -388,7 +463,7 @@ def apply_policies(served: Served, key: str, desired: DesiredState) -> None:
     """Bring the seeded wallets' policies in line with the configuration (set-up only)."""
     provider = open_provider(served, key, desired.organization_id)
     try:
-        report = Engine(desired, provider).apply(ApplyOptions(parallelism=16)).report
+        report = engine().apply(desired, provider, 16)
     finally:
         provider.close()
     if not report.ok:
@@ -424,7 +499,7 @@ def render_table(results: dict[str, Any]) -> str:
         f"{m['implementation']} {m['python']}; {m['os']}",
         f"emulator served on 127.0.0.1, visibility delay {p['visibility_delay']:g}s",
         "",
-        f"(a) plan, every wallet already in sync (Engine.plan over HTTP; median of {p['repeat']})",
+        f"(a) plan, every wallet already in sync (make_plan over HTTP; median of {p['repeat']})",
         f"{'wallets':>8} {'policies':>8} {'latency':>8} {'requests':>8} {'seconds':>9} "
         f"{'load cfg s':>10} {'CLI plan s':>10}",
     ]
@@ -456,6 +531,26 @@ def render_table(results: dict[str, Any]) -> str:
         lines.append(
             f"speed-up, parallelism 16 over 1: {speedup:.1f}x "
             f"(target {TARGET_SPEEDUP:g}x: {verdict})"
+        )
+    lines += [
+        "",
+        "(c) voltage-iac no-op plan vs peer refresh (Terraform-style: one GET per wallet,",
+        f"    parallelism {refresh_peer.PARALLELISM}, same emulator and latency; "
+        f"median of {p['repeat']})",
+        f"{'wallets':>8} {'latency':>8} {'plan req':>8} {'plan s':>8} {'peer req':>8} "
+        f"{'peer s':>8} {'peer / plan':>11}",
+    ]
+    for row in results["peer"]:
+        lines.append(
+            f"{row['wallets']:>8} {str(row['latency_ms']) + ' ms':>8} "
+            f"{row['plan_requests']:>8} {row['plan_seconds_median']:>8.3f} "
+            f"{row['requests']:>8} {row['seconds_median']:>8.3f} {row['ratio']:>10.1f}x"
+        )
+    for row in results["peer"]:
+        lines.append(
+            f"voltage-iac no-op plan vs peer refresh, {row['wallets']} wallets at "
+            f"{row['latency_ms']} ms: {row['plan_seconds_median']:.3f} s vs "
+            f"{row['seconds_median']:.3f} s (the refresh takes {row['ratio']:.1f}x as long)"
         )
     lines.append(f"total benchmark time: {results['total_seconds']:.1f}s")
     return "\n".join(lines) + "\n"
@@ -500,6 +595,7 @@ def run(args: argparse.Namespace, log: TextIO) -> dict[str, Any]:
             "quick": args.quick,
         },
         "plan": [],
+        "peer": [],
         "apply": [],
     }
     with tempfile.TemporaryDirectory(prefix="voltage-iac-bench-") as tmp:
@@ -553,6 +649,23 @@ def run(args: argparse.Namespace, log: TextIO) -> dict[str, Any]:
                         f"plan over {s.wallets} wallets at {latency} ms: {row['requests']} "
                         f"requests, {row['seconds_median']:.3f}s"
                     )
+                    if s.policies:
+                        continue
+                    check_time(f"the peer's refresh of {s.wallets} wallets")
+                    peer = measure_peer(served, key, s, configs[s.name], args.repeat)
+                    peer.update(
+                        wallets=s.wallets,
+                        latency_ms=latency,
+                        plan_requests=row["requests"],
+                        plan_seconds_median=row["seconds_median"],
+                        ratio=peer["seconds_median"] / row["seconds_median"],
+                    )
+                    results["peer"].append(peer)
+                    say(
+                        f"peer refresh of {s.wallets} wallets at {latency} ms: "
+                        f"{peer['requests']} requests, {peer['seconds_median']:.3f}s "
+                        f"({peer['ratio']:.1f}x the plan)"
+                    )
                 if latency == latencies[-1]:
                     for p, s in apply_scenarios.items():
                         check_time(f"the apply at parallelism {p}")
@@ -581,31 +694,56 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark voltage-iac plan and apply against the emulator on loopback."
     )
-    parser.add_argument("--wallets-plan", type=int, help="wallets of the largest plan (10000)")
-    parser.add_argument("--wallets-apply", type=int, help="wallets created per apply (1000)")
+    parser.add_argument(
+        "--wallets-plan", type=int, help="wallets of the largest plan (500; --full: 10000)"
+    )
+    parser.add_argument(
+        "--wallets-apply", type=int, help="wallets created per apply (64; --full: 1000)"
+    )
     parser.add_argument("--latency-ms", type=int, default=50, help="added per request (50)")
     parser.add_argument(
         "--visibility-delay", type=float, default=0.02, help="seconds until a write shows (0.02)"
     )
-    parser.add_argument("--repeat", type=int, help="plans timed per row; the median is shown (3)")
     parser.add_argument(
-        "--quick", action="store_true", help="small sizes (500 plan, 64 apply wallets), 1 repeat"
+        "--repeat",
+        type=int,
+        help="plans and refreshes timed per row; the median is shown (1; --full: 3)",
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument(
+        "--quick", action="store_true", help="small sizes (500 plan, 64 apply wallets): the default"
+    )
+    size.add_argument(
+        "--full",
+        action="store_true",
+        help="10,000 plan and 1,000 apply wallets, 3 repeats (minutes: see docs/benchmarks.md)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"results file (default {DEFAULT_OUT})"
+        "--output",
+        "--out",
+        dest="output",
+        type=Path,
+        help="results file (default: a new file in ~/.cache/voltage-iac/benchmarks/)",
     )
-    parser.add_argument("--no-out", action="store_true", help="do not write a results file")
+    parser.add_argument(
+        "--no-output",
+        "--no-out",
+        dest="no_output",
+        action="store_true",
+        help="do not write a results file",
+    )
     parser.add_argument(
         "--max-seconds", type=float, default=1800.0, help="give up after this long (1800)"
     )
     args = parser.parse_args(argv)
+    args.quick = not args.full
     if args.wallets_plan is None:
-        args.wallets_plan = 500 if args.quick else 10_000
+        args.wallets_plan = 10_000 if args.full else 500
     if args.wallets_apply is None:
-        args.wallets_apply = 64 if args.quick else 1_000
+        args.wallets_apply = 1_000 if args.full else 64
     if args.repeat is None:
-        args.repeat = 1 if args.quick else 3
+        args.repeat = 3 if args.full else 1
     if args.wallets_plan < 1 or args.wallets_apply < 1 or args.repeat < 1:
         parser.error("--wallets-plan, --wallets-apply and --repeat must be at least 1")
     if args.latency_ms < 0 or args.visibility_delay < 0 or args.max_seconds <= 0:
@@ -627,10 +765,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results, indent=2))
     else:
         print(table, end="")
-    if not args.no_out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        print(f"results written to {args.out}", file=sys.stderr)
+    if not args.no_output:
+        output = args.output or default_output()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {output}", file=sys.stderr)
     if not results["plan_requests_independent_of_wallets"]:
         print(
             "benchmark failed: the plan request count depends on the wallet count", file=sys.stderr

@@ -2,12 +2,16 @@
 
 It starts the emulator served on loopback in a subprocess, so this runs it as a
 subprocess too, with a time-out. Only completion and the reported numbers are checked:
-request counts, never timings.
+request counts, never timings. The results go to the user's cache folder by default
+(here a temporary one), never to the tracked benchmarks/results/.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +20,16 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "bench_plan_apply.py"
 
 
+def _tracked_results() -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (REPO / "benchmarks" / "results").glob("*")
+    }
+
+
 def test_quick_benchmark_completes_and_reports_numbers(tmp_path: Path) -> None:
-    out = tmp_path / "results.json"
+    tracked = _tracked_results()
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     done = subprocess.run(
         [
             sys.executable,
@@ -30,12 +42,11 @@ def test_quick_benchmark_completes_and_reports_numbers(tmp_path: Path) -> None:
             "--latency-ms",
             "5",
             "--json",
-            "--out",
-            str(out),
             "--max-seconds",
             "150",
         ],
         cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=180,
@@ -43,7 +54,11 @@ def test_quick_benchmark_completes_and_reports_numbers(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(done.stdout)
+    [written] = re.findall(r"^results written to (.+)$", done.stderr, re.M)
+    out = Path(written)
+    assert out.is_relative_to(tmp_path / "cache" / "voltage-iac" / "benchmarks")
     assert json.loads(out.read_text(encoding="utf-8")) == results
+    assert _tracked_results() == tracked
 
     machine = results["machine"]
     assert machine["cpu_count"] >= 1
@@ -77,3 +92,19 @@ def test_quick_benchmark_completes_and_reports_numbers(tmp_path: Path) -> None:
         assert row["seconds"] > 0
     assert results["apply_speedup"] > 0
     assert "speed-up, parallelism 16 over 1" in done.stderr
+
+    # The peer, in the same run: a refresh of the same wallets, one GET per wallet, ten
+    # at a time, beside each no-op plan.
+    peer = {(row["wallets"], row["latency_ms"]): row for row in results["peer"]}
+    assert set(peer) == {(5, 0), (50, 0), (5, 5), (50, 5)}
+    for (wallets, latency), row in peer.items():
+        assert row["requests"] == wallets and row["parallelism"] == 10
+        [plan_row] = [r for r in plain if (r["wallets"], r["latency_ms"]) == (wallets, latency)]
+        assert row["plan_requests"] == plan_row["requests"] == 2
+        assert row["plan_seconds_median"] == plan_row["seconds_median"]
+        assert row["ratio"] == row["seconds_median"] / row["plan_seconds_median"] > 0
+        assert (
+            f"voltage-iac no-op plan vs peer refresh, {wallets} wallets at {latency} ms:"
+            in done.stderr
+        )
+    assert machine["cpu_model"] and machine["implementation"]
