@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -294,11 +295,11 @@ def validate_seed(data: object, *, source: str = "(document)") -> dict[str, Any]
         )
 
     for kind, items in (("environments", environments), ("lines_of_credit", lines)):
-        ids = [item["id"] for item in items]
-        for dup in sorted({x for x in ids if ids.count(x) > 1}):
+        counts = Counter(item["id"] for item in items)
+        for dup in sorted(x for x, n in counts.items() if n > 1):
             problems.append(f"{kind}: id {dup} appears more than once")
-    wallet_ids = [w["id"] for w in wallets]
-    for dup in sorted({x for x in wallet_ids if wallet_ids.count(x) > 1}):
+    wallet_counts = Counter(w["id"] for w in wallets)
+    for dup in sorted(x for x, n in wallet_counts.items() if n > 1):
         problems.append(f"wallets: id {dup} appears more than once")
 
     if problems:

@@ -12,6 +12,13 @@ every later change of a wallet (rename, delete, policy update) is an event with 
 `effective_at`, and reads fold in the events that are due at the time of the read.
 Events of one wallet take effect in the order they were accepted. The clock is injected
 (`clock`, seconds since the epoch) so tests can move time by hand.
+
+Allocation out of a line of credit is kept as a running total, so a write costs the same
+however many wallets a line has: `allocations.committed_units` is the sum of the limits
+of the line's wallets minus every accepted delete that will succeed, and `releases` holds
+those deletes with the time they take effect. A read at `now` sees the committed total
+plus the releases not yet due. Limits are u64, past SQLite's integers, so totals are
+stored as decimal text and added in Python.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from typing import Any
 from voltage_iac.emulator.seed import validate_seed
 from voltage_iac.model import network_response_name
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 POLICY_NAMESPACE = uuid.UUID("2b7f5a8e-0d4c-5e1f-8a3b-6c9d0e1f2a3b")
 
 # Request field of UpdateWalletPolicyRequest -> policy type in WalletPolicies.
@@ -93,6 +100,17 @@ CREATE TABLE IF NOT EXISTS events (
     effective_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_wallet ON events (wallet_id, seq);
+CREATE TABLE IF NOT EXISTS allocations (
+    line_of_credit_id TEXT PRIMARY KEY,
+    committed_units TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS releases (
+    wallet_id TEXT PRIMARY KEY,
+    line_of_credit_id TEXT NOT NULL,
+    units TEXT NOT NULL,
+    effective_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS releases_by_line ON releases (line_of_credit_id, effective_at);
 """
 
 
@@ -221,8 +239,12 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             with self._write() as db:
                 db.executescript_safe(_SCHEMA)
+                row = db.one_or_none("SELECT value FROM meta WHERE key = 'schema_version'")
+                if row is not None and row["value"] != SCHEMA_VERSION:
+                    # A database of an earlier version: derive the running totals once.
+                    self._rebuild_allocations(db)
                 db.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (SCHEMA_VERSION,),
                 )
 
@@ -279,23 +301,24 @@ class Store:
         org = data["organization_id"]
         with self._write() as db:
             db.execute("INSERT OR IGNORE INTO organizations (id) VALUES (?)", (org,))
-            for env in data["environments"]:
-                db.execute(
-                    "INSERT OR REPLACE INTO environments (id, organization_id, name, network) "
-                    "VALUES (?, ?, ?, ?)",
-                    (env["id"], org, env["name"], env["network"]),
-                )
-            for key in data["api_keys"]:
-                db.execute(
-                    "INSERT OR REPLACE INTO api_keys "
-                    "(key_hash, organization_id, access, environment_id) VALUES (?, ?, ?, ?)",
-                    (hash_key(key["key"]), org, key["access"], key["environment_id"]),
-                )
-            for line in data["lines_of_credit"]:
-                db.execute(
-                    "INSERT OR REPLACE INTO lines_of_credit (id, organization_id, "
-                    "environment_id, network, limit_units, currency, disabled_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.executemany(
+                "INSERT OR REPLACE INTO environments (id, organization_id, name, network) "
+                "VALUES (?, ?, ?, ?)",
+                [(env["id"], org, env["name"], env["network"]) for env in data["environments"]],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO api_keys "
+                "(key_hash, organization_id, access, environment_id) VALUES (?, ?, ?, ?)",
+                [
+                    (hash_key(key["key"]), org, key["access"], key["environment_id"])
+                    for key in data["api_keys"]
+                ],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO lines_of_credit (id, organization_id, "
+                "environment_id, network, limit_units, currency, disabled_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
                     (
                         line["id"],
                         org,
@@ -304,14 +327,18 @@ class Store:
                         str(line["limit"]),
                         line["currency"],
                         now if line["disabled"] else None,
-                    ),
-                )
-            for wallet in data["wallets"]:
-                db.execute("DELETE FROM events WHERE wallet_id = ?", (wallet["id"],))
-                db.execute(
-                    "INSERT OR REPLACE INTO wallets (id, organization_id, environment_id, "
-                    "line_of_credit_id, name, limit_units, network, metadata, balance_msats, "
-                    "created_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    for line in data["lines_of_credit"]
+                ],
+            )
+            wallet_ids = [(wallet["id"],) for wallet in data["wallets"]]
+            db.executemany("DELETE FROM events WHERE wallet_id = ?", wallet_ids)
+            db.executemany("DELETE FROM releases WHERE wallet_id = ?", wallet_ids)
+            db.executemany(
+                "INSERT OR REPLACE INTO wallets (id, organization_id, environment_id, "
+                "line_of_credit_id, name, limit_units, network, metadata, balance_msats, "
+                "created_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
                     (
                         wallet["id"],
                         org,
@@ -324,16 +351,30 @@ class Store:
                         wallet["balance_msats"],
                         now,
                         now,
-                    ),
-                )
-                if not wallet["active"]:
-                    self._add_event(db, wallet["id"], "delete", {"fails": False}, now, now)
+                    )
+                    for wallet in data["wallets"]
+                ],
+            )
+            deleted = [w for w in data["wallets"] if not w["active"]]
+            db.executemany(
+                "INSERT INTO events (wallet_id, kind, payload, accepted_at, effective_at) "
+                "VALUES (?, 'delete', ?, ?, ?)",
+                [(w["id"], json.dumps({"fails": False}), now, now) for w in deleted],
+            )
+            db.executemany(
+                "INSERT INTO releases (wallet_id, line_of_credit_id, units, effective_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(w["id"], w["line_of_credit_id"], str(w["limit"]), now) for w in deleted],
+            )
+            self._rebuild_allocations(db, organization_id=org)
         return data
 
     def reset(self) -> None:
         """Forget everything (organizations, keys, wallets, history)."""
         with self._write() as db:
             for table in (
+                "releases",
+                "allocations",
                 "events",
                 "wallets",
                 "lines_of_credit",
@@ -513,6 +554,7 @@ class Store:
                     now + max(0.0, delay),
                 ),
             )
+            self._commit_units(db, line["id"], request.limit)
 
     def rename_wallet(
         self, organization_id: str, wallet_id: str, name: str, *, delay: float
@@ -545,7 +587,15 @@ class Store:
                 )
             if view.delete_pending:
                 return
-            self._add_event(db, wallet_id, "delete", {"fails": fails}, now, now + delay)
+            effective = self._add_event(db, wallet_id, "delete", {"fails": fails}, now, now + delay)
+            if not fails:
+                # The limit goes back to the line when the delete takes effect.
+                db.execute(
+                    "INSERT INTO releases (wallet_id, line_of_credit_id, units, effective_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (wallet_id, view.line_of_credit_id, str(view.limit), effective),
+                )
+                self._commit_units(db, view.line_of_credit_id, -view.limit)
 
     def update_policies(
         self, organization_id: str, wallet_id: str, changes: Mapping[str, Any], *, delay: float
@@ -582,7 +632,8 @@ class Store:
         payload: Mapping[str, Any],
         accepted_at: float,
         effective_at: float,
-    ) -> None:
+    ) -> float:
+        """Record a change of a wallet; returns when it takes effect."""
         # A wallet's changes take effect in the order they were accepted, never before
         # the wallet itself is visible.
         row = db.one(
@@ -597,10 +648,66 @@ class Store:
             "VALUES (?, ?, ?, ?, ?)",
             (wallet_id, kind, json.dumps(dict(payload)), accepted_at, effective),
         )
+        return float(effective)
 
     def _allocated(self, db: _Tx, line_id: str, now: float) -> int:
-        rows = db.all("SELECT * FROM wallets WHERE line_of_credit_id = ?", (line_id,))
-        return sum(v.limit for v in self._views(db, rows, now) if v.holds_allocation)
+        """What the line has allocated at `now`: the running total plus the deletes
+        accepted but not yet effective (their limits are still held)."""
+        row = db.one_or_none(
+            "SELECT committed_units FROM allocations WHERE line_of_credit_id = ?", (line_id,)
+        )
+        committed = int(row["committed_units"]) if row is not None else 0
+        pending = db.all(
+            "SELECT units FROM releases WHERE line_of_credit_id = ? AND effective_at > ?",
+            (line_id, now),
+        )
+        return committed + sum(int(r["units"]) for r in pending)
+
+    def _commit_units(self, db: _Tx, line_id: str, units: int) -> None:
+        row = db.one_or_none(
+            "SELECT committed_units FROM allocations WHERE line_of_credit_id = ?", (line_id,)
+        )
+        committed = (int(row["committed_units"]) if row is not None else 0) + units
+        db.execute(
+            "INSERT OR REPLACE INTO allocations (line_of_credit_id, committed_units) VALUES (?, ?)",
+            (line_id, str(committed)),
+        )
+
+    def _rebuild_allocations(self, db: _Tx, *, organization_id: str | None = None) -> None:
+        """Recompute the running totals from the wallets (of one organization, or all):
+        once per seed or upgrade, linear in the wallets."""
+        org_filter = "" if organization_id is None else " WHERE organization_id = ?"
+        args: tuple[Any, ...] = () if organization_id is None else (organization_id,)
+        if organization_id is None:
+            # Releases come from the recorded deletes that will succeed.
+            db.execute("DELETE FROM releases")
+            for ev in db.all("SELECT * FROM events WHERE kind = 'delete' ORDER BY seq"):
+                if json.loads(ev["payload"]).get("fails"):
+                    continue
+                db.execute(
+                    "INSERT OR IGNORE INTO releases (wallet_id, line_of_credit_id, units, "
+                    "effective_at) SELECT id, line_of_credit_id, limit_units, ? "
+                    "FROM wallets WHERE id = ?",
+                    (ev["effective_at"], ev["wallet_id"]),
+                )
+        totals: dict[str, int] = {
+            r["id"]: 0 for r in db.all("SELECT id FROM lines_of_credit" + org_filter, args)
+        }
+        for r in db.all("SELECT line_of_credit_id, limit_units FROM wallets" + org_filter, args):
+            line = r["line_of_credit_id"]
+            totals[line] = totals.get(line, 0) + int(r["limit_units"])
+        released = db.all(
+            "SELECT r.line_of_credit_id, r.units FROM releases r JOIN wallets w "
+            "ON w.id = r.wallet_id" + org_filter.replace("organization_id", "w.organization_id"),
+            args,
+        )
+        for r in released:
+            line = r["line_of_credit_id"]
+            totals[line] = totals.get(line, 0) - int(r["units"])
+        db.executemany(
+            "INSERT OR REPLACE INTO allocations (line_of_credit_id, committed_units) VALUES (?, ?)",
+            [(line, str(total)) for line, total in totals.items()],
+        )
 
     def set_balance(self, wallet_id: str, balance_msats: int) -> None:
         """Give a wallet funds (the emulator has no payments; tests and demos use this)."""
@@ -735,6 +842,10 @@ class _Tx:
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self._db.execute(sql, tuple(args))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._db.executemany(sql, rows)
 
     def executescript_safe(self, script: str) -> None:
         # executescript() would COMMIT the open transaction; run statement by statement.
