@@ -31,6 +31,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from voltage_iac.emulator.faults import WRITE_METHODS, Decision, FaultRule, Faults
+from voltage_iac.emulator.networks import REQUEST_NETWORKS, network_response_name
 from voltage_iac.emulator.seed import SeedError
 from voltage_iac.emulator.store import (
     POLICY_TYPES,
@@ -44,7 +45,6 @@ from voltage_iac.emulator.store import (
     WalletView,
     hash_key,
 )
-from voltage_iac.model import REQUEST_NETWORKS, network_response_name
 
 API_PREFIX = "/v1"
 ADMIN_PREFIX = "/_emulator"
@@ -331,10 +331,38 @@ async def _json_body(request: Request) -> Any:
         if size > MAX_BODY_BYTES:
             raise RuleError(413, "payload_too_large", "the request body is too large")
         chunks.append(chunk)
+    return parse_json(b"".join(chunks))
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON (RFC 8259): an object naming a key twice, NaN/Infinity, bad UTF-8 or
+    bad syntax is 400 `invalid_syntax`, never "last one wins"."""
     try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError):
-        raise _Invalid("the body is not valid JSON") from None
+        text = raw.decode("utf-8")
+        return json.loads(text, object_pairs_hook=_unique_object, parse_constant=_no_constant)
+    except _DuplicateKey as exc:
+        raise RuleError(
+            400, "invalid_syntax", f"the JSON body names the key {str(exc)!r} more than once"
+        ) from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise RuleError(400, "invalid_syntax", "the body is not valid JSON") from None
 
 
 # --- the application ---------------------------------------------------------------------
@@ -418,47 +446,55 @@ class EmulatorApp:
     async def _http_exception(self, request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         kind = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
-        return error_response(status, kind, str(getattr(exc, "detail", "")) or kind)
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+        return error_response(
+            status, kind, str(getattr(exc, "detail", "")) or kind, headers=headers
+        )
 
     def _routes(self) -> list[Route]:
         api = API_PREFIX + "/organizations/{organization_id}"
         admin = ADMIN_PREFIX
-        return [
-            Route(api + "/wallets", self._api(self.list_wallets), methods=["GET"]),
-            Route(api + "/wallets", self._api(self.create_wallet), methods=["POST"]),
-            Route(api + "/wallets/{wallet_id}", self._api(self.get_wallet), methods=["GET"]),
-            Route(api + "/wallets/{wallet_id}", self._api(self.update_wallet), methods=["PATCH"]),
-            Route(api + "/wallets/{wallet_id}", self._api(self.delete_wallet), methods=["DELETE"]),
+        # One route per path with every method it has, so a 405 names them all (Allow).
+        table: dict[str, dict[str, Handler]] = {
+            api + "/wallets": {"GET": self.list_wallets, "POST": self.create_wallet},
+            api + "/wallets/{wallet_id}": {
+                "GET": self.get_wallet,
+                "PATCH": self.update_wallet,
+                "DELETE": self.delete_wallet,
+            },
+            api + "/wallets/{wallet_id}/policies": {
+                "GET": self.get_policies,
+                "PATCH": self.update_policies,
+            },
+            api + "/lines_of_credit/summaries": {"GET": self.line_summaries},
+            api + "/lines_of_credit/{line_id}/summary": {"GET": self.line_summary},
+        }
+        admin_table: dict[str, dict[str, Handler]] = {
+            admin + "/health": {"GET": self.admin_health},
+            admin + "/state": {"GET": self.admin_state},
+            admin + "/faults": {
+                "GET": self.admin_get_faults,
+                "PUT": self.admin_put_faults,
+                "PATCH": self.admin_patch_faults,
+            },
+            admin + "/faults/schedule": {"POST": self.admin_add_rules},
+            admin + "/seed": {"POST": self.admin_seed},
+            admin + "/reset": {"POST": self.admin_reset},
+            admin + "/wallets/{wallet_id}/balance": {"PUT": self.admin_balance},
+        }
+        routes = [
             Route(
-                api + "/wallets/{wallet_id}/policies",
-                self._api(self.get_policies),
-                methods=["GET"],
-            ),
-            Route(
-                api + "/wallets/{wallet_id}/policies",
-                self._api(self.update_policies),
-                methods=["PATCH"],
-            ),
-            Route(
-                api + "/lines_of_credit/summaries",
-                self._api(self.line_summaries),
-                methods=["GET"],
-            ),
-            Route(
-                api + "/lines_of_credit/{line_id}/summary",
-                self._api(self.line_summary),
-                methods=["GET"],
-            ),
-            Route(admin + "/health", self.admin_health, methods=["GET"]),
-            Route(admin + "/state", self.admin_state, methods=["GET"]),
-            Route(admin + "/faults", self.admin_get_faults, methods=["GET"]),
-            Route(admin + "/faults", self.admin_put_faults, methods=["PUT"]),
-            Route(admin + "/faults", self.admin_patch_faults, methods=["PATCH"]),
-            Route(admin + "/faults/schedule", self.admin_add_rules, methods=["POST"]),
-            Route(admin + "/seed", self.admin_seed, methods=["POST"]),
-            Route(admin + "/reset", self.admin_reset, methods=["POST"]),
-            Route(admin + "/wallets/{wallet_id}/balance", self.admin_balance, methods=["PUT"]),
+                path,
+                _dispatch({m: self._api(h) for m, h in methods.items()}),
+                methods=list(methods),
+            )
+            for path, methods in table.items()
         ]
+        routes += [
+            Route(path, _dispatch(methods), methods=list(methods))
+            for path, methods in admin_table.items()
+        ]
+        return routes
 
     @staticmethod
     def _api(handler: Handler) -> Handler:
@@ -710,6 +746,16 @@ class EmulatorApp:
         except KeyError:
             return error_response(404, "not_found", "no such wallet")
         return JSONResponse({"wallet_id": wallet_id, "balance_msats": body["balance_msats"]})
+
+
+def _dispatch(methods: Mapping[str, Handler]) -> Handler:
+    """One endpoint for several methods of a path (HEAD is answered as GET)."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await methods[method](request)
+
+    return endpoint
 
 
 def _forbidden(detail: str) -> RuleError:

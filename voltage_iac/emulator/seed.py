@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
+from voltage_iac.emulator.networks import REQUEST_NETWORKS
 from voltage_iac.errors import UsageError
-from voltage_iac.model import REQUEST_NETWORKS
 
 DEMO_ORGANIZATION_ID = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 DEMO_STAGING_ENVIRONMENT_ID = "5a0c7e9e-2b1d-4f3a-9c8e-1d2e3f4a5b6c"

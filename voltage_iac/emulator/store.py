@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voltage_iac.emulator.networks import network_response_name
 from voltage_iac.emulator.seed import validate_seed
-from voltage_iac.model import network_response_name
 
 SCHEMA_VERSION = "2"
 POLICY_NAMESPACE = uuid.UUID("2b7f5a8e-0d4c-5e1f-8a3b-6c9d0e1f2a3b")
