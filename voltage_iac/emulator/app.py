@@ -18,10 +18,12 @@ import asyncio
 import hmac
 import json
 import math
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -32,17 +34,20 @@ from starlette.types import Message, Receive, Scope, Send
 
 from voltage_iac.emulator.faults import WRITE_METHODS, Decision, FaultRule, Faults
 from voltage_iac.emulator.networks import REQUEST_NETWORKS, network_response_name
-from voltage_iac.emulator.seed import SeedError
+from voltage_iac.emulator.seed import WEBHOOK_EVENTS, SeedError
 from voltage_iac.emulator.store import (
     POLICY_TYPES,
+    WEBHOOK_STATUSES,
     KeyGrant,
     LineSummary,
     NewWallet,
+    NewWebhook,
     PolicyRecord,
     RuleError,
     Store,
     WalletPoliciesView,
     WalletView,
+    WebhookView,
     hash_key,
 )
 
@@ -147,6 +152,23 @@ def line_json(summary: LineSummary) -> dict[str, Any]:
     }
 
 
+def webhook_json(view: WebhookView) -> dict[str, Any]:
+    """A webhook in the contract's `WebhookRead` shape."""
+    return {
+        "id": view.id,
+        "organization_id": view.organization_id,
+        "environment_id": view.environment_id,
+        "url": view.url,
+        "name": view.name,
+        "events": [{kind: event} for kind, event in view.events],
+        "status": view.status,
+        "created_at": timestamp(view.created_at),
+        "updated_at": timestamp(view.updated_at),
+        "stopped_at": timestamp(view.stopped_at),
+        "deleted_at": timestamp(view.deleted_at),
+    }
+
+
 def error_response(
     status: int,
     error_type: str,
@@ -212,6 +234,17 @@ def _query_uuids(request: Request, name: str) -> list[str] | None:
                 raise RuleError(400, "invalid_parameter", f"query parameter {name} takes UUIDs")
             values.append(value)
     return values
+
+
+def _query_list(request: Request, name: str) -> list[str] | None:
+    raw = request.query_params.getlist(name) + request.query_params.getlist(f"{name}[]")
+    values = [part.strip() for item in raw for part in item.split(",") if part.strip()]
+    return values or None
+
+
+def new_shared_secret() -> str:
+    """A webhook's shared secret: 32 random bytes, URL-safe text."""
+    return "whsec_" + secrets.token_urlsafe(32)
 
 
 def _field_uuid(body: Mapping[str, Any], name: str) -> str:
@@ -288,6 +321,80 @@ def parse_rename(body: Any) -> str:
         raise _Invalid("name: expected a string")
     _check_name(name)
     return name
+
+
+def _webhook_events(value: Any) -> tuple[tuple[str, str], ...]:
+    """`EventTypes[]`: shape errors are 422; an empty list is 400 invalid_webhook."""
+    if not isinstance(value, list):
+        raise _Invalid("events: expected a list")
+    pairs: list[tuple[str, str]] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or len(item) != 1:
+            raise _Invalid(f"events[{index}]: expected one of send, receive or test")
+        ((kind, event),) = item.items()
+        if kind not in WEBHOOK_EVENTS:
+            raise _Invalid(f"events[{index}]: expected one of send, receive or test")
+        if event not in WEBHOOK_EVENTS[kind]:
+            raise _Invalid(
+                f"events[{index}].{kind}: expected one of {', '.join(WEBHOOK_EVENTS[kind])}"
+            )
+        if (kind, event) not in pairs:
+            pairs.append((kind, event))
+    if not pairs:
+        raise RuleError(400, "invalid_webhook", "a webhook must subscribe to at least one event")
+    return tuple(pairs)
+
+
+def _webhook_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("url: expected a string")
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        valid = False
+    if not valid or len(value) > 2048 or any(c.isspace() for c in value):
+        raise RuleError(400, "invalid_webhook", "url must be an absolute http or https URL")
+    return value
+
+
+def _webhook_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("name: expected a string")
+    if not 1 <= len(value.strip()) <= 256 or len(value) > 256:
+        raise RuleError(400, "invalid_webhook", "name must be 1 to 256 characters long")
+    return value
+
+
+def parse_new_webhook(body: Any, environment_id: str) -> NewWebhook:
+    """A `NewWebhookRequest`; raises _Invalid (422) or RuleError (400)."""
+    if not isinstance(body, dict):
+        raise _Invalid("expected a JSON object")
+    _require(body, ("id", "url", "name", "events"))
+    webhook_id = _field_uuid(body, "id")
+    events = _webhook_events(body["events"])
+    return NewWebhook(
+        id=webhook_id,
+        environment_id=environment_id,
+        url=_webhook_url(body["url"]),
+        name=_webhook_name(body["name"]),
+        events=events,
+    )
+
+
+def parse_webhook_update(body: Any) -> dict[str, Any]:
+    """An `UpdateWebhookRequest`: `events` (replaced whole), `url` and `name` (null or
+    omitted: left as they are)."""
+    if not isinstance(body, dict):
+        raise _Invalid("expected a JSON object")
+    _require(body, ("events",))
+    events = _webhook_events(body["events"])
+    change: dict[str, Any] = {"events": [list(e) for e in events]}
+    if body.get("url") is not None:
+        change["url"] = _webhook_url(body["url"])
+    if body.get("name") is not None:
+        change["name"] = _webhook_name(body["name"])
+    return change
 
 
 def parse_policy_update(body: Any) -> dict[str, Any]:
@@ -453,6 +560,7 @@ class EmulatorApp:
 
     def _routes(self) -> list[Route]:
         api = API_PREFIX + "/organizations/{organization_id}"
+        env = api + "/environments/{environment_id}"
         admin = ADMIN_PREFIX
         # One route per path with every method it has, so a 405 names them all (Allow).
         table: dict[str, dict[str, Handler]] = {
@@ -468,6 +576,16 @@ class EmulatorApp:
             },
             api + "/lines_of_credit/summaries": {"GET": self.line_summaries},
             api + "/lines_of_credit/{line_id}/summary": {"GET": self.line_summary},
+            api + "/webhooks": {"GET": self.list_webhooks},
+            env + "/webhooks": {"POST": self.create_webhook},
+            env + "/webhooks/{webhook_id}": {
+                "GET": self.get_webhook,
+                "PATCH": self.update_webhook,
+                "DELETE": self.delete_webhook,
+            },
+            env + "/webhooks/{webhook_id}/keys": {"POST": self.rotate_webhook_key},
+            env + "/webhooks/{webhook_id}/start": {"POST": self.start_webhook},
+            env + "/webhooks/{webhook_id}/stop": {"POST": self.stop_webhook},
         }
         admin_table: dict[str, dict[str, Handler]] = {
             admin + "/health": {"GET": self.admin_health},
@@ -668,6 +786,103 @@ class EmulatorApp:
             )
         self._check_environment(grant, summary.environment_id)
         return JSONResponse(line_json(summary))
+
+    # --- webhooks --------------------------------------------------------------------
+
+    def _environment_path(self, request: Request, grant: KeyGrant) -> str:
+        environment_id = _path_uuid(request, "environment_id")
+        self._check_environment(grant, environment_id)
+        return environment_id
+
+    async def list_webhooks(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=False)
+        environment_ids = _query_uuids(request, "environment_ids")
+        if environment_ids is not None:
+            for environment_id in environment_ids:
+                self._check_environment(grant, environment_id)
+        elif grant.environment_id is not None:
+            environment_ids = [grant.environment_id]
+        statuses = _query_list(request, "statuses")
+        for status in statuses or ():
+            if status not in WEBHOOK_STATUSES:
+                raise RuleError(
+                    400,
+                    "invalid_parameter",
+                    f"statuses takes {', '.join(WEBHOOK_STATUSES)}",
+                )
+        sort_key = request.query_params.get("sort_key") or "created_at"
+        if sort_key not in ("created_at", "updated_at"):
+            raise RuleError(400, "invalid_parameter", "sort_key is created_at or updated_at")
+        sort_order = request.query_params.get("sort_order") or "ASC"
+        if sort_order not in ("ASC", "DESC"):
+            raise RuleError(400, "invalid_parameter", "sort_order is ASC or DESC")
+        views = self.store.list_webhooks(
+            organization_id,
+            environment_ids=environment_ids,
+            statuses=statuses,
+            sort_key=sort_key,
+            descending=sort_order == "DESC",
+        )
+        return JSONResponse([webhook_json(v) for v in views])
+
+    async def create_webhook(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=True)
+        environment_id = self._environment_path(request, grant)
+        new = parse_new_webhook(await _json_body(request), environment_id)
+        secret = new_shared_secret()
+        self.store.create_webhook(organization_id, new, secret, delay=self._delay(request))
+        return JSONResponse({"id": new.id, "shared_secret": secret}, status_code=202)
+
+    def _webhook_target(self, request: Request, *, write: bool) -> tuple[str, str, str]:
+        organization_id, grant = self._authorize(request, write=write)
+        environment_id = self._environment_path(request, grant)
+        return organization_id, environment_id, _path_uuid(request, "webhook_id")
+
+    async def get_webhook(self, request: Request) -> Response:
+        organization_id, environment_id, webhook_id = self._webhook_target(request, write=False)
+        view = self.store.get_webhook(organization_id, environment_id, webhook_id)
+        if view is None:
+            raise RuleError(
+                404,
+                "webhook_not_found",
+                "no webhook with this id in the environment",
+                {"webhook_id": webhook_id},
+            )
+        return JSONResponse(webhook_json(view))
+
+    async def _change_webhook(
+        self, request: Request, kind: str, payload: Mapping[str, Any]
+    ) -> Response:
+        organization_id, environment_id, webhook_id = self._webhook_target(request, write=True)
+        self.store.change_webhook(
+            organization_id,
+            environment_id,
+            webhook_id,
+            kind,
+            payload,
+            delay=self._delay(request),
+        )
+        return Response(status_code=202)
+
+    async def update_webhook(self, request: Request) -> Response:
+        self._webhook_target(request, write=True)  # access before the body
+        change = parse_webhook_update(await _json_body(request))
+        return await self._change_webhook(request, "update", change)
+
+    async def delete_webhook(self, request: Request) -> Response:
+        return await self._change_webhook(request, "delete", {})
+
+    async def start_webhook(self, request: Request) -> Response:
+        return await self._change_webhook(request, "start", {})
+
+    async def stop_webhook(self, request: Request) -> Response:
+        return await self._change_webhook(request, "stop", {})
+
+    async def rotate_webhook_key(self, request: Request) -> Response:
+        organization_id, environment_id, webhook_id = self._webhook_target(request, write=True)
+        secret = new_shared_secret()
+        self.store.rotate_webhook_secret(organization_id, environment_id, webhook_id, secret)
+        return JSONResponse({"id": webhook_id, "shared_secret": secret}, status_code=202)
 
     # --- admin (not part of the contract) --------------------------------------------
 

@@ -24,7 +24,9 @@ stored as decimal text and added in Python.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
 import sqlite3
 import threading
 import time
@@ -111,6 +113,27 @@ CREATE TABLE IF NOT EXISTS releases (
     effective_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS releases_by_line ON releases (line_of_credit_id, effective_at);
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    environment_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    name TEXT NOT NULL,
+    events TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    visible_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhooks_by_org ON webhooks (organization_id, environment_id);
+CREATE TABLE IF NOT EXISTS webhook_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    accepted_at REAL NOT NULL,
+    effective_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_events_by_webhook ON webhook_events (webhook_id, seq);
 """
 
 
@@ -214,6 +237,39 @@ class LineSummary:
     allocated_limit: int
     currency: str
     disabled_at: float | None
+
+
+WEBHOOK_STATUSES = ("active", "stopped", "deleted")
+
+
+@dataclass(frozen=True)
+class NewWebhook:
+    """A webhook create whose shape the HTTP front has already checked."""
+
+    id: str
+    environment_id: str
+    url: str
+    name: str
+    events: tuple[tuple[str, str], ...]  # (kind, event), e.g. ("send", "succeeded")
+
+
+@dataclass(frozen=True)
+class WebhookView:
+    """A webhook as a read at one instant sees it."""
+
+    id: str
+    organization_id: str
+    environment_id: str
+    url: str
+    name: str
+    events: tuple[tuple[str, str], ...]
+    status: str  # active | stopped | deleted
+    created_at: float
+    updated_at: float
+    stopped_at: float | None
+    deleted_at: float | None
+    visible: bool
+    delete_pending: bool
 
 
 def hash_key(key: str) -> str:
@@ -367,12 +423,44 @@ class Store:
                 [(w["id"], w["line_of_credit_id"], str(w["limit"]), now) for w in deleted],
             )
             self._rebuild_allocations(db, organization_id=org)
+            hook_ids = [(hook["id"],) for hook in data["webhooks"]]
+            db.executemany("DELETE FROM webhook_events WHERE webhook_id = ?", hook_ids)
+            db.executemany(
+                "INSERT OR REPLACE INTO webhooks (id, organization_id, environment_id, url, "
+                "name, events, secret_hash, created_at, visible_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        hook["id"],
+                        org,
+                        hook["environment_id"],
+                        hook["url"],
+                        hook["name"],
+                        json.dumps([list(e) for e in hook["events"]]),
+                        hash_key(hook["shared_secret"] or secrets.token_urlsafe(32)),
+                        now,
+                        now,
+                    )
+                    for hook in data["webhooks"]
+                ],
+            )
+            db.executemany(
+                "INSERT INTO webhook_events (webhook_id, kind, payload, accepted_at, "
+                "effective_at) VALUES (?, ?, '{}', ?, ?)",
+                [
+                    (hook["id"], "stop" if hook["status"] == "stopped" else "delete", now, now)
+                    for hook in data["webhooks"]
+                    if hook["status"] != "active"
+                ],
+            )
         return data
 
     def reset(self) -> None:
         """Forget everything (organizations, keys, wallets, history)."""
         with self._write() as db:
             for table in (
+                "webhook_events",
+                "webhooks",
                 "releases",
                 "allocations",
                 "events",
@@ -722,6 +810,182 @@ class Store:
             if cur.rowcount == 0:
                 raise KeyError(wallet_id)
 
+    # --- webhooks --------------------------------------------------------------------
+
+    def create_webhook(
+        self, organization_id: str, request: NewWebhook, secret: str, *, delay: float
+    ) -> None:
+        """Accept a webhook create (the shared secret is stored as a digest only). Raises
+        RuleError 409 `webhook_exists` for an id ever used, pending or deleted."""
+        now = self.now()
+        with self._write() as db:
+            env = db.one_or_none(
+                "SELECT id FROM environments WHERE id = ? AND organization_id = ?",
+                (request.environment_id, organization_id),
+            )
+            if env is None:
+                raise RuleError(
+                    400,
+                    "invalid_webhook",
+                    "the environment is not an environment of this organization",
+                )
+            if db.one_or_none("SELECT id FROM webhooks WHERE id = ?", (request.id,)):
+                raise RuleError(
+                    409,
+                    "webhook_exists",
+                    "a webhook with this id already exists or existed",
+                    {"webhook_id": request.id},
+                )
+            db.execute(
+                "INSERT INTO webhooks (id, organization_id, environment_id, url, name, events, "
+                "secret_hash, created_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    request.id,
+                    organization_id,
+                    request.environment_id,
+                    request.url,
+                    request.name,
+                    json.dumps([list(e) for e in request.events]),
+                    hash_key(secret),
+                    now,
+                    now + max(0.0, delay),
+                ),
+            )
+
+    def get_webhook(
+        self, organization_id: str, environment_id: str, webhook_id: str
+    ) -> WebhookView | None:
+        """The webhook if its creation is visible in that environment (deleted included)."""
+        now = self.now()
+        with self._read() as db:
+            row = db.one_or_none(
+                "SELECT * FROM webhooks WHERE id = ? AND organization_id = ? "
+                "AND environment_id = ?",
+                (webhook_id, organization_id, environment_id),
+            )
+            if row is None:
+                return None
+            view = self._webhook_views(db, [row], now)[0]
+        return view if view.visible else None
+
+    def list_webhooks(
+        self,
+        organization_id: str,
+        *,
+        environment_ids: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+        sort_key: str = "created_at",
+        descending: bool = False,
+    ) -> list[WebhookView]:
+        """Visible webhooks of an organization. Without `statuses`, deleted ones are left
+        out; `statuses` picks exactly the statuses named."""
+        now = self.now()
+        with self._read() as db:
+            rows = db.all(
+                "SELECT * FROM webhooks WHERE organization_id = ? ORDER BY created_at, id",
+                (organization_id,),
+            )
+            views = self._webhook_views(db, rows, now)
+        wanted = set(statuses) if statuses else {"active", "stopped"}
+        result = [
+            v
+            for v in views
+            if v.visible
+            and v.status in wanted
+            and (environment_ids is None or v.environment_id in environment_ids)
+        ]
+        result.sort(key=lambda v: (getattr(v, sort_key), v.id), reverse=descending)
+        return result
+
+    def change_webhook(
+        self,
+        organization_id: str,
+        environment_id: str,
+        webhook_id: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        delay: float,
+    ) -> None:
+        """Accept an update, start, stop or delete of a visible webhook that is not deleted;
+        it takes effect after `delay`. A delete while one is pending does nothing more."""
+        if kind not in ("update", "start", "stop", "delete"):
+            raise ValueError(f"unknown webhook change {kind!r}")
+        now = self.now()
+        with self._write() as db:
+            view = self._webhook_in(db, organization_id, environment_id, webhook_id, now)
+            if view is None or view.status == "deleted":
+                raise _webhook_not_found(webhook_id)
+            if kind == "delete" and view.delete_pending:
+                return
+            self._add_webhook_event(db, webhook_id, kind, payload, now, now + delay)
+
+    def rotate_webhook_secret(
+        self, organization_id: str, environment_id: str, webhook_id: str, secret: str
+    ) -> None:
+        """Replace the webhook's shared secret (from this moment; stored as a digest)."""
+        now = self.now()
+        with self._write() as db:
+            view = self._webhook_in(db, organization_id, environment_id, webhook_id, now)
+            if view is None or view.status == "deleted" or view.delete_pending:
+                raise _webhook_not_found(webhook_id)
+            db.execute(
+                "UPDATE webhooks SET secret_hash = ? WHERE id = ?", (hash_key(secret), webhook_id)
+            )
+
+    def webhook_secret_matches(self, webhook_id: str, secret: str) -> bool:
+        """True when `secret` is the webhook's current shared secret (for tests and demos:
+        the emulator keeps only its digest)."""
+        with self._read() as db:
+            row = db.one_or_none("SELECT secret_hash FROM webhooks WHERE id = ?", (webhook_id,))
+        return row is not None and hmac.compare_digest(row["secret_hash"], hash_key(secret))
+
+    def _webhook_in(
+        self, db: _Tx, organization_id: str, environment_id: str, webhook_id: str, now: float
+    ) -> WebhookView | None:
+        row = db.one_or_none(
+            "SELECT * FROM webhooks WHERE id = ? AND organization_id = ? AND environment_id = ?",
+            (webhook_id, organization_id, environment_id),
+        )
+        if row is None:
+            return None
+        view = self._webhook_views(db, [row], now)[0]
+        return view if view.visible else None
+
+    def _webhook_views(self, db: _Tx, rows: Sequence[sqlite3.Row], now: float) -> list[WebhookView]:
+        ids = [row["id"] for row in rows]
+        events: dict[str, list[sqlite3.Row]] = {i: [] for i in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" for _ in chunk)
+            for ev in db.all(
+                f"SELECT * FROM webhook_events WHERE webhook_id IN ({marks}) ORDER BY seq", chunk
+            ):
+                events[ev["webhook_id"]].append(ev)
+        return [_fold_webhook(row, events[row["id"]], now) for row in rows]
+
+    def _add_webhook_event(
+        self,
+        db: _Tx,
+        webhook_id: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        accepted_at: float,
+        effective_at: float,
+    ) -> None:
+        row = db.one(
+            "SELECT MAX(e) AS floor FROM (SELECT MAX(effective_at) AS e FROM webhook_events "
+            "WHERE webhook_id = ? UNION ALL SELECT visible_at AS e FROM webhooks WHERE id = ?)",
+            (webhook_id, webhook_id),
+        )
+        floor = row["floor"]
+        effective = max(effective_at, floor) if floor is not None else effective_at
+        db.execute(
+            "INSERT INTO webhook_events (webhook_id, kind, payload, accepted_at, effective_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (webhook_id, kind, json.dumps(dict(payload)), accepted_at, effective),
+        )
+
     # --- lines of credit -------------------------------------------------------------
 
     def line_summaries(
@@ -786,6 +1050,9 @@ class Store:
             lines = [self._summary(db, r, now) for r in line_rows]
             wallet_rows = db.all("SELECT * FROM wallets ORDER BY created_at, id")
             wallets = self._views(db, wallet_rows, now)
+            webhook_rows = db.all("SELECT * FROM webhooks ORDER BY created_at, id")
+            webhooks = self._webhook_views(db, webhook_rows, now)
+            secret_hashes = {r["id"]: r["secret_hash"] for r in webhook_rows}
             pending = {
                 r["wallet_id"]: r["n"]
                 for r in db.all(
@@ -831,6 +1098,21 @@ class Store:
                 }
                 for w in wallets
             ],
+            "webhooks": [
+                {
+                    "id": h.id,
+                    "organization_id": h.organization_id,
+                    "environment_id": h.environment_id,
+                    "url": h.url,
+                    "name": h.name,
+                    "events": [{kind: event} for kind, event in h.events],
+                    "status": h.status,
+                    "visible": h.visible,
+                    # A digest, never the secret: lets a test tell which secret is current.
+                    "shared_secret_sha256": secret_hashes[h.id],
+                }
+                for h in webhooks
+            ],
         }
 
 
@@ -873,6 +1155,59 @@ def _wallet_not_found(wallet_id: str) -> RuleError:
         "instance_not_found",
         "no wallet with this id in the organization",
         {"wallet_id": wallet_id},
+    )
+
+
+def _webhook_not_found(webhook_id: str) -> RuleError:
+    return RuleError(
+        404,
+        "webhook_not_found",
+        "no webhook with this id in the environment",
+        {"webhook_id": webhook_id},
+    )
+
+
+def _fold_webhook(row: sqlite3.Row, events: Sequence[sqlite3.Row], now: float) -> WebhookView:
+    """The webhook at `now`: its row plus every change due by then, in acceptance order."""
+    created_at = float(row["created_at"])
+    url, name = row["url"], row["name"]
+    subscribed = tuple((kind, event) for kind, event in json.loads(row["events"]))
+    status = "active"
+    updated_at = created_at
+    stopped_at: float | None = None
+    deleted_at: float | None = None
+    delete_pending = False
+    for ev in events:
+        at = float(ev["effective_at"])
+        if at > now:
+            delete_pending = delete_pending or ev["kind"] == "delete"
+            continue
+        payload = json.loads(ev["payload"])
+        if ev["kind"] == "update":
+            url = payload.get("url") or url
+            name = payload.get("name") or name
+            subscribed = tuple((kind, event) for kind, event in payload["events"])
+        elif ev["kind"] == "stop" and status == "active":
+            status, stopped_at = "stopped", at
+        elif ev["kind"] == "start" and status == "stopped":
+            status, stopped_at = "active", None
+        elif ev["kind"] == "delete":
+            status, deleted_at = "deleted", at
+        updated_at = at
+    return WebhookView(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        environment_id=row["environment_id"],
+        url=url,
+        name=name,
+        events=subscribed,
+        status=status,
+        created_at=created_at,
+        updated_at=updated_at,
+        stopped_at=stopped_at,
+        deleted_at=deleted_at,
+        visible=now >= float(row["visible_at"]),
+        delete_pending=delete_pending and status != "deleted",
     )
 
 
