@@ -15,6 +15,7 @@ Every answer carries an `x-request-id` header.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import json
 import math
@@ -33,6 +34,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from voltage_iac.emulator.faults import WRITE_METHODS, Decision, FaultRule, Faults
+from voltage_iac.emulator.invoice import MAX_DESCRIPTION_BYTES
 from voltage_iac.emulator.networks import REQUEST_NETWORKS, network_response_name
 from voltage_iac.emulator.seed import WEBHOOK_EVENTS, SeedError
 from voltage_iac.emulator.store import (
@@ -40,9 +42,11 @@ from voltage_iac.emulator.store import (
     WEBHOOK_STATUSES,
     KeyGrant,
     LineSummary,
+    NewReceive,
     NewWallet,
     NewWebhook,
     PolicyRecord,
+    ReceiveView,
     RuleError,
     Store,
     WalletPoliciesView,
@@ -169,6 +173,76 @@ def webhook_json(view: WebhookView) -> dict[str, Any]:
     }
 
 
+def _btc(msats: int) -> dict[str, Any]:
+    return {"currency": "btc", "amount": msats, "unit": "msats"}
+
+
+def receive_json(view: ReceiveView) -> dict[str, Any]:
+    """A receive in the contract's `Payment` shape (direction receive, type bolt11)."""
+    if view.status == "completed" and view.settled_msats is not None:
+        amount = view.settled_msats
+    elif view.requested_msats is not None:
+        amount = view.requested_msats + (view.fee_msats or 0)  # what the payer owes
+    else:
+        amount = 0  # any amount: the payer chooses
+    receipts = []
+    if view.status == "completed":
+        receipts.append(
+            {
+                "type": "lightning",
+                "data": {
+                    "preimage": view.preimage,
+                    "payment_hash": view.payment_hash,
+                    "ledger_id": str(uuid.uuid5(BALANCE_NAMESPACE, f"{view.id}/credit")),
+                },
+            }
+        )
+    data: dict[str, Any] = {
+        "payment_request": view.payment_request,
+        "amount": _btc(amount),
+        "amount_msats": amount,
+        "memo": view.description,
+        "expiration": view.expiration,
+        "market_quote": None,
+        "receipts": receipts,
+    }
+    body: dict[str, Any] = {
+        "id": view.id,
+        "wallet_id": view.wallet_id,
+        "organization_id": view.organization_id,
+        "environment_id": view.environment_id,
+        "payment_category": "standard",
+        "metadata": view.metadata,
+        "created_at": timestamp(view.created_at),
+        "updated_at": timestamp(view.updated_at),
+        "currency": "btc",
+        "direction": "receive",
+        "type": "bolt11",
+        "status": view.status,
+        "error": None,
+        "frozen": [],
+        "exchanges": [],
+        "data": data,
+    }
+    if view.requested_msats is not None:
+        body["requested_amount"] = _btc(view.requested_msats)
+    if view.error is not None:
+        error_type, code, detail = view.error
+        body["error"] = {"type": error_type, "code": code, "detail": detail, "context": None}
+    if view.fee_msats and view.fee_basis_points and view.requested_msats is not None:
+        fee = _btc(view.fee_msats)
+        data["fees"] = fee
+        body["processing_fee"] = {"basis_points": view.fee_basis_points, "amount": fee}
+        body["payment_breakdown"] = {
+            "principal": _btc(view.requested_msats),
+            "network_fee": _btc(0),
+            "processing_fee": fee,
+        }
+    if view.payment_request is not None:
+        body["bip21_uri"] = "lightning:" + view.payment_request
+    return body
+
+
 def error_response(
     status: int,
     error_type: str,
@@ -184,7 +258,13 @@ def error_response(
 
 
 def _rule_response(exc: RuleError) -> JSONResponse:
-    return error_response(exc.status, exc.error_type, exc.detail, exc.context)
+    response = error_response(exc.status, exc.error_type, exc.detail, exc.context)
+    if exc.code is None:
+        return response
+    error: dict[str, Any] = {"type": exc.error_type, "code": exc.code, "detail": exc.detail}
+    if exc.context is not None:
+        error["context"] = dict(exc.context)
+    return JSONResponse({"error": error}, status_code=exc.status)
 
 
 # --- request checks ----------------------------------------------------------------------
@@ -234,6 +314,78 @@ def _query_uuids(request: Request, name: str) -> list[str] | None:
                 raise RuleError(400, "invalid_parameter", f"query parameter {name} takes UUIDs")
             values.append(value)
     return values
+
+
+PAYMENT_STATUSES = (
+    "sending",
+    "receiving",
+    "approved",
+    "generating",
+    "expired",
+    "failed",
+    "completed",
+)
+
+
+def _query_uuid(request: Request, name: str) -> str | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    value = _canonical_uuid(raw)
+    if value is None:
+        raise RuleError(400, "invalid_parameter", f"query parameter {name} must be a UUID")
+    return value
+
+
+def _query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    if raw not in choices:
+        raise RuleError(400, "invalid_parameter", f"{name} takes {', '.join(choices)}")
+    return raw
+
+
+def _query_count(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) > 2**32 - 1:
+        raise RuleError(400, "invalid_parameter", f"{name} must be an integer >= 0")
+    return int(raw)
+
+
+def _query_time(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise RuleError(400, "invalid_parameter", f"{name} must be an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def _cursor_offset(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, number = text.partition(":")
+        if prefix != "offset" or not number.isdigit():
+            raise ValueError(cursor)
+        return int(number)
+    except ValueError:
+        raise RuleError(
+            400,
+            "invalid_cursor",
+            "the cursor is not one this API issued",
+            {"field": "cursor", "recovery": "start again without a cursor"},
+        ) from None
 
 
 def _query_list(request: Request, name: str) -> list[str] | None:
@@ -395,6 +547,84 @@ def parse_webhook_update(body: Any) -> dict[str, Any]:
     if body.get("name") is not None:
         change["name"] = _webhook_name(body["name"])
     return change
+
+
+def _receive_invalid(field_name: str, detail: str) -> RuleError:
+    return RuleError(
+        400,
+        "invalid_receive_payment",
+        detail,
+        {"fields": [field_name]},
+        code="validation_failed",
+    )
+
+
+def parse_new_receive(body: Any) -> NewReceive:
+    """A receive `PaymentRequest` (fixed amount, any amount or the legacy `amount_msats`);
+    sends and other kinds are refused with 400."""
+    if not isinstance(body, dict):
+        raise _Invalid("expected a JSON object")
+    if "payment_kind" not in body and "type" in body:
+        raise RuleError(400, "invalid_payment", "the emulator emulates receive payments only")
+    _require(body, ("id", "wallet_id", "payment_kind"))
+    payment_id = _field_uuid(body, "id")
+    wallet_id = _field_uuid(body, "wallet_id")
+    kind = body["payment_kind"]
+    if kind not in ("bolt11", "onchain", "bip21", "taprootasset"):
+        raise _Invalid("payment_kind: expected bolt11, onchain, bip21 or taprootasset")
+    amount: int | None = None
+    if "amount" in body and "amount_msats" in body:
+        raise _Invalid("send either amount or amount_msats, not both")
+    if "amount" in body:
+        value = body["amount"]
+        if not isinstance(value, dict):
+            raise _Invalid("amount: expected an object {currency, amount}")
+        _require(value, ("currency", "amount"))
+        if not isinstance(value["currency"], str):
+            raise _Invalid("amount.currency: expected a string")
+        amount = _field_int(value["amount"], "amount.amount", -(2**63), 2**63 - 1)
+        if value["currency"] != "btc":
+            raise RuleError(400, "invalid_currency", "the emulator's wallets hold BTC only")
+        if amount <= 0 or value.get("negative") is True:
+            raise RuleError(400, "invalid_amount", "amount must be a positive number of msats")
+    elif "amount_msats" in body:
+        amount = _field_int(body["amount_msats"], "amount_msats", 1, 2**63 - 1)
+    elif "amount_sats" in body:
+        raise RuleError(400, "invalid_payment", "amount_sats is for on-chain receives")
+    elif body.get("currency") != "btc":
+        raise _Invalid("an any-amount receive needs currency btc")
+    if kind != "bolt11":
+        raise RuleError(400, "invalid_payment", "the emulator issues bolt11 receives only")
+    expiration = body.get("expiration", 3600)
+    if isinstance(expiration, bool) or not isinstance(expiration, int):
+        raise _Invalid("expiration: expected an integer")
+    if not 1 <= expiration <= 86_400:
+        raise _receive_invalid("expiration", "expiration must be 1 to 86400 seconds")
+    description = body.get("description")
+    if description is not None:
+        if not isinstance(description, str):
+            raise _Invalid("description: expected a string")
+        if len(description.encode("utf-8")) > MAX_DESCRIPTION_BYTES:
+            raise _receive_invalid(
+                "description", f"description must fit {MAX_DESCRIPTION_BYTES} bytes"
+            )
+    metadata = body.get("metadata")
+    if metadata is not None and (
+        not isinstance(metadata, dict)
+        or len(metadata) > 50
+        or not all(
+            isinstance(v, str) and len(k) <= 256 and len(v) <= 256 for k, v in metadata.items()
+        )
+    ):
+        raise _Invalid("metadata: up to 50 strings of up to 256 characters")
+    return NewReceive(
+        id=payment_id,
+        wallet_id=wallet_id,
+        amount_msats=amount,
+        description=description,
+        expiration=expiration,
+        metadata=dict(metadata) if metadata else None,
+    )
 
 
 def parse_policy_update(body: Any) -> dict[str, Any]:
@@ -586,6 +816,8 @@ class EmulatorApp:
             env + "/webhooks/{webhook_id}/keys": {"POST": self.rotate_webhook_key},
             env + "/webhooks/{webhook_id}/start": {"POST": self.start_webhook},
             env + "/webhooks/{webhook_id}/stop": {"POST": self.stop_webhook},
+            env + "/payments": {"GET": self.list_payments, "POST": self.create_payment},
+            env + "/payments/{payment_id}": {"GET": self.get_payment},
         }
         admin_table: dict[str, dict[str, Handler]] = {
             admin + "/health": {"GET": self.admin_health},
@@ -599,6 +831,7 @@ class EmulatorApp:
             admin + "/seed": {"POST": self.admin_seed},
             admin + "/reset": {"POST": self.admin_reset},
             admin + "/wallets/{wallet_id}/balance": {"PUT": self.admin_balance},
+            admin + "/payments/{payment_id}/settle": {"POST": self.admin_settle},
         }
         routes = [
             Route(
@@ -884,6 +1117,104 @@ class EmulatorApp:
         self.store.rotate_webhook_secret(organization_id, environment_id, webhook_id, secret)
         return JSONResponse({"id": webhook_id, "shared_secret": secret}, status_code=202)
 
+    # --- receive payments ------------------------------------------------------------
+
+    async def create_payment(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=True)
+        environment_id = self._environment_path(request, grant)
+        new = parse_new_receive(await _json_body(request))
+        decision: Decision = request.scope.get(DECISION_KEY) or Decision()
+        outcome = "invoice"
+        if decision.receive_fee_refused:
+            outcome = "fee_refused"
+        elif decision.receive_fails:
+            outcome = "failed"
+        self.store.create_receive(
+            organization_id,
+            environment_id,
+            new,
+            delay=self._delay(request),
+            invoice_delay=self.faults.base_invoice_delay() + decision.slow_invoice,
+            outcome=outcome,
+        )
+        return Response(status_code=202)
+
+    async def get_payment(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=False)
+        environment_id = self._environment_path(request, grant)
+        payment_id = _path_uuid(request, "payment_id")
+        view = self.store.get_receive(organization_id, environment_id, payment_id)
+        if view is None:
+            raise RuleError(
+                404,
+                "payment_not_found",
+                "no payment with this id in the organization and environment",
+                {"payment_id": payment_id},
+            )
+        return JSONResponse(receive_json(view))
+
+    async def list_payments(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=False)
+        environment_id = self._environment_path(request, grant)
+        query = request.query_params
+        views = self.store.list_receives(organization_id, environment_id)
+        wallet_id = _query_uuid(request, "wallet_id")
+        line_id = _query_uuid(request, "line_of_credit_id")
+        statuses = _query_list(request, "statuses")
+        for status in statuses or ():
+            if status not in PAYMENT_STATUSES:
+                raise RuleError(400, "invalid_parameter", "statuses takes payment statuses")
+        category = query.get("payment_category") or None
+        direction = query.get("direction") or None
+        kind = query.get("kind") or None
+        _query_choice(request, "payment_category", ("standard", "treasury"))
+        _query_choice(request, "direction", ("send", "receive"))
+        _query_choice(request, "kind", ("bolt11", "onchain", "bip21", "taprootasset", "usdbatch"))
+        sort_key = _query_choice(request, "sort_key", ("created_at", "updated_at")) or "created_at"
+        sort_order = _query_choice(request, "sort_order", ("ASC", "DESC")) or "DESC"
+        start = _query_time(request, "start_date")
+        end = _query_time(request, "end_date")
+        metadata = {
+            key[len("metadata[") : -1]: value
+            for key, value in query.multi_items()
+            if key.startswith("metadata[") and key.endswith("]")
+        }
+        limit = _query_count(request, "limit", 100)
+        offset = _query_count(request, "offset", 0)
+        cursor = query.get("cursor") or None
+        mode = _query_choice(request, "pagination", ("offset", "cursor")) or "offset"
+        if cursor is not None:
+            mode = "cursor"
+            offset = _cursor_offset(cursor)
+        elif mode == "cursor":
+            offset = 0
+        selected = [
+            v
+            for v in views
+            if (wallet_id is None or v.wallet_id == wallet_id)
+            and (line_id is None or v.line_of_credit_id == line_id)
+            and (statuses is None or v.status in statuses)
+            and category in (None, "standard")
+            and direction in (None, "receive")
+            and kind in (None, "bolt11")
+            and (start is None or v.created_at >= start)
+            and (end is None or v.created_at <= end)
+            and all((v.metadata or {}).get(k) == val for k, val in metadata.items())
+        ]
+        selected.sort(key=lambda v: (getattr(v, sort_key), v.id), reverse=sort_order == "DESC")
+        page = selected[offset : offset + limit]
+        has_more = offset + len(page) < len(selected)
+        body: dict[str, Any] = {
+            "items": [receive_json(v) for v in page],
+            "offset": offset if mode == "offset" else 0,
+            "limit": limit,
+            "has_more": has_more,
+            "next_cursor": _cursor(offset + len(page)) if has_more and mode == "cursor" else None,
+        }
+        if mode == "offset":
+            body["total"] = len(selected)
+        return JSONResponse(body)
+
     # --- admin (not part of the contract) --------------------------------------------
 
     async def admin_health(self, request: Request) -> Response:
@@ -948,6 +1279,20 @@ class EmulatorApp:
             except SeedError as exc:
                 return _admin_error(str(exc))
         return JSONResponse({"reset": True})
+
+    async def admin_settle(self, request: Request) -> Response:
+        raw = await request.body()
+        body = await _admin_body(request) if raw.strip() else {}
+        if not isinstance(body, dict):
+            return _admin_error('expected no body, or {"amount_msats": <integer>}')
+        payment_id = _canonical_uuid(request.path_params["payment_id"]) or ""
+        try:
+            view = self.store.settle_receive(payment_id, body.get("amount_msats"))
+        except KeyError:
+            return error_response(404, "not_found", "no such payment")
+        except ValueError as exc:
+            return _admin_error(str(exc))
+        return JSONResponse(receive_json(view))
 
     async def admin_balance(self, request: Request) -> Response:
         body = await _admin_body(request)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voltage_iac.emulator import invoice
 from voltage_iac.emulator.networks import network_response_name
 from voltage_iac.emulator.seed import validate_seed
 
@@ -134,6 +135,30 @@ CREATE TABLE IF NOT EXISTS webhook_events (
     effective_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS webhook_events_by_webhook ON webhook_events (webhook_id, seq);
+CREATE TABLE IF NOT EXISTS payments (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    environment_id TEXT NOT NULL,
+    wallet_id TEXT NOT NULL,
+    line_of_credit_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    requested_msats TEXT,
+    fee_basis_points INTEGER,
+    fee_msats TEXT,
+    description TEXT,
+    expiration INTEGER NOT NULL,
+    metadata TEXT,
+    outcome TEXT NOT NULL,
+    payment_request TEXT,
+    payment_hash TEXT,
+    preimage TEXT,
+    created_at REAL NOT NULL,
+    visible_at REAL NOT NULL,
+    invoice_at REAL NOT NULL,
+    settled_at REAL,
+    settled_msats TEXT
+);
+CREATE INDEX IF NOT EXISTS payments_by_env ON payments (organization_id, environment_id);
 """
 
 
@@ -141,13 +166,20 @@ class RuleError(Exception):
     """A request the API refuses: HTTP status, error type, detail and context."""
 
     def __init__(
-        self, status: int, error_type: str, detail: str, context: dict[str, Any] | None = None
+        self,
+        status: int,
+        error_type: str,
+        detail: str,
+        context: dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.error_type = error_type
         self.detail = detail
         self.context = context
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -270,6 +302,44 @@ class WebhookView:
     deleted_at: float | None
     visible: bool
     delete_pending: bool
+
+
+@dataclass(frozen=True)
+class NewReceive:
+    """A receive-payment create whose shape the HTTP front has already checked."""
+
+    id: str
+    wallet_id: str
+    amount_msats: int | None  # None: any amount
+    description: str | None
+    expiration: int
+    metadata: dict[str, str] | None
+
+
+@dataclass(frozen=True)
+class ReceiveView:
+    """A receive payment as a read at one instant sees it."""
+
+    id: str
+    organization_id: str
+    environment_id: str
+    wallet_id: str
+    line_of_credit_id: str
+    requested_msats: int | None
+    fee_basis_points: int | None
+    fee_msats: int | None
+    description: str | None
+    expiration: int
+    metadata: dict[str, str] | None
+    status: str  # generating | receiving | completed | expired | failed
+    error: tuple[str, str, str] | None  # (type, code, detail)
+    payment_request: str | None  # only once generated
+    payment_hash: str | None
+    preimage: str | None  # only once completed
+    created_at: float
+    updated_at: float
+    visible: bool
+    settled_msats: int | None
 
 
 def hash_key(key: str) -> str:
@@ -459,6 +529,7 @@ class Store:
         """Forget everything (organizations, keys, wallets, history)."""
         with self._write() as db:
             for table in (
+                "payments",
                 "webhook_events",
                 "webhooks",
                 "releases",
@@ -986,6 +1057,166 @@ class Store:
             (webhook_id, kind, json.dumps(dict(payload)), accepted_at, effective),
         )
 
+    # --- receive payments ------------------------------------------------------------
+
+    def node_key(self) -> str:
+        """The emulator's throwaway Lightning node key (hex), made once per database."""
+        with self._write() as db:
+            row = db.one_or_none("SELECT value FROM meta WHERE key = 'node_key'")
+            if row is not None:
+                return str(row["value"])
+            key = invoice.new_node_key()
+            db.execute("INSERT INTO meta (key, value) VALUES ('node_key', ?)", (key,))
+            return key
+
+    def create_receive(
+        self,
+        organization_id: str,
+        environment_id: str,
+        request: NewReceive,
+        *,
+        delay: float,
+        invoice_delay: float,
+        outcome: str = "invoice",
+    ) -> None:
+        """Accept a receive: visible after `delay`, `generating` until `invoice_delay`
+        later, then `receiving` with its invoice, or `failed` (`outcome` "failed" or
+        "fee_refused"). An any-amount receive on a wallet with a nonzero receive
+        processing fee is refused that way too. Raises RuleError (409 on a used id)."""
+        if outcome not in ("invoice", "failed", "fee_refused"):
+            raise ValueError(f"unknown receive outcome {outcome!r}")
+        now = self.now()
+        key = self.node_key()
+        with self._write() as db:
+            if db.one_or_none("SELECT id FROM payments WHERE id = ?", (request.id,)):
+                raise RuleError(
+                    409,
+                    "payment_exists",
+                    "a payment with this id already exists",
+                    {"payment_id": request.id},
+                )
+            wallet = self._view_in(db, organization_id, request.wallet_id, now)
+            if wallet is None or not wallet.visible or not wallet.active:
+                raise RuleError(
+                    400, "invalid_payment", "no active wallet with this id in the organization"
+                )
+            if wallet.environment_id != environment_id:
+                raise RuleError(
+                    400,
+                    "environment_match_failed",
+                    "the wallet is not in the environment of the request",
+                )
+            fee_bps = 0
+            if wallet.policies is not None:
+                for policy in wallet.policies.policies:
+                    if policy.type == "processing_fee":
+                        fee_bps = int(policy.value["receive_basis_points"])
+            if request.amount_msats is None and fee_bps > 0:
+                outcome = "fee_refused"
+            fee = None
+            if request.amount_msats is not None and fee_bps > 0:
+                fee = -(-request.amount_msats * fee_bps // 10_000)  # rounded up
+            visible_at = now + max(0.0, delay)
+            invoice_at = visible_at + max(0.0, invoice_delay)
+            issued = None
+            if outcome == "invoice":
+                total = None if request.amount_msats is None else request.amount_msats + (fee or 0)
+                issued = invoice.issue(
+                    network=wallet.network,
+                    amount_msats=total,
+                    description=request.description or "",
+                    expiry_seconds=request.expiration,
+                    created_at=int(invoice_at),
+                    private_key_hex=key,
+                )
+            db.execute(
+                "INSERT INTO payments (id, organization_id, environment_id, wallet_id, "
+                "line_of_credit_id, kind, requested_msats, fee_basis_points, fee_msats, "
+                "description, expiration, metadata, outcome, payment_request, payment_hash, "
+                "preimage, created_at, visible_at, invoice_at) "
+                "VALUES (?, ?, ?, ?, ?, 'bolt11', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    request.id,
+                    organization_id,
+                    environment_id,
+                    request.wallet_id,
+                    wallet.line_of_credit_id,
+                    None if request.amount_msats is None else str(request.amount_msats),
+                    fee_bps or None,
+                    None if fee is None else str(fee),
+                    request.description,
+                    request.expiration,
+                    json.dumps(request.metadata) if request.metadata else None,
+                    outcome,
+                    issued.payment_request if issued else None,
+                    issued.payment_hash if issued else None,
+                    issued.preimage if issued else None,
+                    now,
+                    visible_at,
+                    invoice_at,
+                ),
+            )
+
+    def get_receive(
+        self, organization_id: str, environment_id: str, payment_id: str
+    ) -> ReceiveView | None:
+        now = self.now()
+        with self._read() as db:
+            row = db.one_or_none(
+                "SELECT * FROM payments WHERE id = ? AND organization_id = ? "
+                "AND environment_id = ?",
+                (payment_id, organization_id, environment_id),
+            )
+        if row is None:
+            return None
+        view = _fold_receive(row, now)
+        return view if view.visible else None
+
+    def list_receives(self, organization_id: str, environment_id: str) -> list[ReceiveView]:
+        """Visible receives of an environment, oldest first (the HTTP front filters,
+        sorts and pages)."""
+        now = self.now()
+        with self._read() as db:
+            rows = db.all(
+                "SELECT * FROM payments WHERE organization_id = ? AND environment_id = ? "
+                "ORDER BY created_at, id",
+                (organization_id, environment_id),
+            )
+        return [v for v in (_fold_receive(r, now) for r in rows) if v.visible]
+
+    def settle_receive(self, payment_id: str, amount_msats: int | None = None) -> ReceiveView:
+        """Pay a receive's invoice (the emulator has no payers; tests and demos use this):
+        it completes now and its wallet is credited the principal. An any-amount invoice
+        needs `amount_msats`. Raises KeyError (unknown) or ValueError (not receiving)."""
+        now = self.now()
+        with self._write() as db:
+            row = db.one_or_none("SELECT * FROM payments WHERE id = ?", (payment_id,))
+            if row is None:
+                raise KeyError(payment_id)
+            view = _fold_receive(row, now)
+            if view.status != "receiving":
+                raise ValueError(f"the payment is {view.status}, not receiving")
+            if view.requested_msats is not None:
+                if amount_msats not in (None, view.requested_msats):
+                    raise ValueError("a fixed-amount invoice is paid its own amount")
+                amount = view.requested_msats
+            else:
+                if isinstance(amount_msats, bool) or not isinstance(amount_msats, int):
+                    raise ValueError("an any-amount invoice needs amount_msats")
+                if not 1 <= amount_msats < 2**63:
+                    raise ValueError("amount_msats must be >= 1")
+                amount = amount_msats
+            db.execute(
+                "UPDATE payments SET settled_at = ?, settled_msats = ? WHERE id = ?",
+                (now, str(amount), payment_id),
+            )
+            db.execute(
+                "UPDATE wallets SET balance_msats = balance_msats + ? WHERE id = ?",
+                (amount, view.wallet_id),
+            )
+            updated = db.one("SELECT * FROM payments WHERE id = ?", (payment_id,))
+        return _fold_receive(updated, now)
+
     # --- lines of credit -------------------------------------------------------------
 
     def line_summaries(
@@ -1050,6 +1281,9 @@ class Store:
             lines = [self._summary(db, r, now) for r in line_rows]
             wallet_rows = db.all("SELECT * FROM wallets ORDER BY created_at, id")
             wallets = self._views(db, wallet_rows, now)
+            payment_rows = db.all("SELECT * FROM payments ORDER BY created_at, id")
+            receives = [_fold_receive(r, now) for r in payment_rows]
+            node = db.one_or_none("SELECT value FROM meta WHERE key = 'node_key'")
             webhook_rows = db.all("SELECT * FROM webhooks ORDER BY created_at, id")
             webhooks = self._webhook_views(db, webhook_rows, now)
             secret_hashes = {r["id"]: r["secret_hash"] for r in webhook_rows}
@@ -1112,6 +1346,21 @@ class Store:
                     "shared_secret_sha256": secret_hashes[h.id],
                 }
                 for h in webhooks
+            ],
+            "node_public_key": invoice.node_public_key(node["value"]) if node else None,
+            "payments": [
+                {
+                    "id": p.id,
+                    "organization_id": p.organization_id,
+                    "environment_id": p.environment_id,
+                    "wallet_id": p.wallet_id,
+                    "direction": "receive",
+                    "status": p.status,
+                    "visible": p.visible,
+                    "requested_msats": p.requested_msats,
+                    "settled_msats": p.settled_msats,
+                }
+                for p in receives
             ],
         }
 
@@ -1209,6 +1458,65 @@ def _fold_webhook(row: sqlite3.Row, events: Sequence[sqlite3.Row], now: float) -
         visible=now >= float(row["visible_at"]),
         delete_pending=delete_pending and status != "deleted",
     )
+
+
+def _fold_receive(row: sqlite3.Row, now: float) -> ReceiveView:
+    """A receive at `now`: generating -> receiving -> completed | expired, or failed."""
+    visible_at = float(row["visible_at"])
+    invoice_at = float(row["invoice_at"])
+    expires_at = invoice_at + int(row["expiration"])
+    settled_at = row["settled_at"]
+    error: tuple[str, str, str] | None = None
+    payment_request = None
+    preimage = None
+    if now < invoice_at:
+        status, updated_at = "generating", visible_at
+    elif row["outcome"] == "fee_refused":
+        status, updated_at = "failed", invoice_at
+        error = (
+            "receive_failed",
+            "invalid_payment_amount",
+            "an any-amount receive needs a receive processing fee rate of zero",
+        )
+    elif row["outcome"] == "failed":
+        status, updated_at = "failed", invoice_at
+        error = ("receive_failed", "receive_failed", "the invoice could not be generated")
+    elif settled_at is not None and float(settled_at) <= now:
+        status, updated_at = "completed", float(settled_at)
+        payment_request, preimage = row["payment_request"], row["preimage"]
+    elif now >= expires_at:
+        status, updated_at = "expired", expires_at
+        payment_request = row["payment_request"]
+    else:
+        status, updated_at = "receiving", invoice_at
+        payment_request = row["payment_request"]
+    metadata_text = row["metadata"]
+    return ReceiveView(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        environment_id=row["environment_id"],
+        wallet_id=row["wallet_id"],
+        line_of_credit_id=row["line_of_credit_id"],
+        requested_msats=_int_or_none(row["requested_msats"]),
+        fee_basis_points=row["fee_basis_points"],
+        fee_msats=_int_or_none(row["fee_msats"]),
+        description=row["description"],
+        expiration=int(row["expiration"]),
+        metadata=json.loads(metadata_text) if metadata_text else None,
+        status=status,
+        error=error,
+        payment_request=payment_request,
+        payment_hash=row["payment_hash"] if payment_request else None,
+        preimage=preimage,
+        created_at=float(row["created_at"]),
+        updated_at=updated_at,
+        visible=now >= visible_at,
+        settled_msats=_int_or_none(row["settled_msats"]) if status == "completed" else None,
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _fold(row: sqlite3.Row, events: Sequence[sqlite3.Row], now: float) -> WalletView:
