@@ -132,3 +132,36 @@ def test_duplicate_keys_are_refused_not_last_one_wins(
 
 def _json(value: Any) -> str:
     return json.dumps(value)
+
+
+def test_empty_query_values_are_400_not_ignored(emu: EmbeddedEmulator) -> None:
+    """`?environment_id=` is not "no filter": an empty string is no UUID (found by
+    schemathesis' negative cases)."""
+    env = SEED["environments"][0]["id"]
+    with _client(emu) as http:
+        for path, params in (
+            (wallets_url(), {"environment_id": ""}),
+            (wallets_url(), {"inactive": ""}),
+            (f"/organizations/{ORG}/lines_of_credit/summaries", {"network": ""}),
+            (f"/organizations/{ORG}/lines_of_credit/summaries", {"environment_ids": ""}),
+            (f"/organizations/{ORG}/webhooks", {"statuses": ""}),
+            (f"/organizations/{ORG}/webhooks", {"sort_key": ""}),
+            (f"/organizations/{ORG}/environments/{env}/payments", {"wallet_id": ""}),
+            (f"/organizations/{ORG}/environments/{env}/payments", {"limit": ""}),
+        ):
+            answer = http.get(path, params=params)
+            assert answer.status_code == 400, (path, params)
+            assert answer.json()["error"]["type"] in ("invalid_parameter", "invalid_cursor")
+        assert http.get(wallets_url(), params={"environment_id": env}).status_code == 200
+
+
+def test_receive_fields_are_typed_as_the_contract_says(emu: EmbeddedEmulator) -> None:
+    env = SEED["environments"][0]["id"]
+    wallet = SEED["wallets"][0]["id"]
+    url = f"/organizations/{ORG}/environments/{env}/payments"
+    base = {"wallet_id": wallet, "payment_kind": "bolt11", "amount_msats": 1_000}
+    with _client(emu) as http:
+        for extra in ({"description": None}, {"metadata": None}, {"currency": "AAA"}):
+            answer = http.post(url, json={**base, "id": str(uuid.uuid4()), **extra})
+            assert answer.status_code == 422, extra
+        assert http.post(url, json={**base, "id": str(uuid.uuid4())}).status_code == 202

@@ -290,7 +290,7 @@ def _path_uuid(request: Request, name: str) -> str:
 
 def _query_bool(request: Request, name: str) -> bool:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return False
     lowered = raw.lower()
     if lowered in ("true", "1"):
@@ -307,8 +307,6 @@ def _query_uuids(request: Request, name: str) -> list[str] | None:
     values = []
     for item in raw:
         for part in item.split(","):
-            if not part.strip():
-                continue
             value = _canonical_uuid(part.strip())
             if value is None:
                 raise RuleError(400, "invalid_parameter", f"query parameter {name} takes UUIDs")
@@ -329,7 +327,7 @@ PAYMENT_STATUSES = (
 
 def _query_uuid(request: Request, name: str) -> str | None:
     raw = request.query_params.get(name)
-    if not raw:
+    if raw is None:
         return None
     value = _canonical_uuid(raw)
     if value is None:
@@ -339,7 +337,7 @@ def _query_uuid(request: Request, name: str) -> str | None:
 
 def _query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
     raw = request.query_params.get(name)
-    if not raw:
+    if raw is None:
         return None
     if raw not in choices:
         raise RuleError(400, "invalid_parameter", f"{name} takes {', '.join(choices)}")
@@ -348,7 +346,7 @@ def _query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str 
 
 def _query_count(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not raw.isdigit() or int(raw) > 2**32 - 1:
         raise RuleError(400, "invalid_parameter", f"{name} must be an integer >= 0")
@@ -357,7 +355,7 @@ def _query_count(request: Request, name: str, default: int) -> int:
 
 def _query_time(request: Request, name: str) -> float | None:
     raw = request.query_params.get(name)
-    if not raw:
+    if raw is None:
         return None
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -390,8 +388,12 @@ def _cursor_offset(cursor: str) -> int:
 
 def _query_list(request: Request, name: str) -> list[str] | None:
     raw = request.query_params.getlist(name) + request.query_params.getlist(f"{name}[]")
-    values = [part.strip() for item in raw for part in item.split(",") if part.strip()]
-    return values or None
+    if not raw:
+        return None
+    values = [part.strip() for item in raw for part in item.split(",")]
+    if not all(values):
+        raise RuleError(400, "invalid_parameter", f"query parameter {name} has an empty value")
+    return values
 
 
 def new_shared_secret() -> str:
@@ -447,7 +449,7 @@ def parse_new_wallet(body: Any) -> NewWallet:
         raise _Invalid(f"network: expected one of {', '.join(REQUEST_NETWORKS)}")
     limit = _field_int(body["limit"], "limit", 0, U64_MAX)
     metadata = body.get("metadata")
-    if metadata is not None and (
+    if "metadata" in body and (
         not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values())
     ):
         raise _Invalid("metadata: expected an object of strings")
@@ -589,6 +591,8 @@ def parse_new_receive(body: Any) -> NewReceive:
             raise RuleError(400, "invalid_amount", "amount must be a positive number of msats")
     elif "amount_msats" in body:
         amount = _field_int(body["amount_msats"], "amount_msats", 1, 2**63 - 1)
+        if body.get("currency", "btc") != "btc":
+            raise _Invalid("currency: the legacy amount_msats form takes btc only")
     elif "amount_sats" in body:
         raise RuleError(400, "invalid_payment", "amount_sats is for on-chain receives")
     elif body.get("currency") != "btc":
@@ -601,7 +605,7 @@ def parse_new_receive(body: Any) -> NewReceive:
     if not 1 <= expiration <= 86_400:
         raise _receive_invalid("expiration", "expiration must be 1 to 86400 seconds")
     description = body.get("description")
-    if description is not None:
+    if "description" in body:
         if not isinstance(description, str):
             raise _Invalid("description: expected a string")
         if len(description.encode("utf-8")) > MAX_DESCRIPTION_BYTES:
@@ -609,7 +613,7 @@ def parse_new_receive(body: Any) -> NewReceive:
                 "description", f"description must fit {MAX_DESCRIPTION_BYTES} bytes"
             )
     metadata = body.get("metadata")
-    if metadata is not None and (
+    if "metadata" in body and (
         not isinstance(metadata, dict)
         or len(metadata) > 50
         or not all(
@@ -908,7 +912,7 @@ class EmulatorApp:
         organization_id, grant = self._authorize(request, write=False)
         raw_env = request.query_params.get("environment_id")
         environment_id = None
-        if raw_env:
+        if raw_env is not None:
             environment_id = _canonical_uuid(raw_env)
             if environment_id is None:
                 raise RuleError(400, "invalid_parameter", "environment_id must be a UUID")
@@ -985,7 +989,7 @@ class EmulatorApp:
 
     async def line_summaries(self, request: Request) -> Response:
         organization_id, grant = self._authorize(request, write=False)
-        network = request.query_params.get("network") or None
+        network = request.query_params.get("network")
         if network is not None and network not in REQUEST_NETWORKS:
             raise RuleError(
                 400,
@@ -1043,17 +1047,13 @@ class EmulatorApp:
                     "invalid_parameter",
                     f"statuses takes {', '.join(WEBHOOK_STATUSES)}",
                 )
-        sort_key = request.query_params.get("sort_key") or "created_at"
-        if sort_key not in ("created_at", "updated_at"):
-            raise RuleError(400, "invalid_parameter", "sort_key is created_at or updated_at")
-        sort_order = request.query_params.get("sort_order") or "ASC"
-        if sort_order not in ("ASC", "DESC"):
-            raise RuleError(400, "invalid_parameter", "sort_order is ASC or DESC")
+        sort_key = _query_choice(request, "sort_key", ("created_at", "updated_at"))
+        sort_order = _query_choice(request, "sort_order", ("ASC", "DESC"))
         views = self.store.list_webhooks(
             organization_id,
             environment_ids=environment_ids,
             statuses=statuses,
-            sort_key=sort_key,
+            sort_key=sort_key or "created_at",
             descending=sort_order == "DESC",
         )
         return JSONResponse([webhook_json(v) for v in views])
@@ -1164,12 +1164,11 @@ class EmulatorApp:
         for status in statuses or ():
             if status not in PAYMENT_STATUSES:
                 raise RuleError(400, "invalid_parameter", "statuses takes payment statuses")
-        category = query.get("payment_category") or None
-        direction = query.get("direction") or None
-        kind = query.get("kind") or None
-        _query_choice(request, "payment_category", ("standard", "treasury"))
-        _query_choice(request, "direction", ("send", "receive"))
-        _query_choice(request, "kind", ("bolt11", "onchain", "bip21", "taprootasset", "usdbatch"))
+        category = _query_choice(request, "payment_category", ("standard", "treasury"))
+        direction = _query_choice(request, "direction", ("send", "receive"))
+        kind = _query_choice(
+            request, "kind", ("bolt11", "onchain", "bip21", "taprootasset", "usdbatch")
+        )
         sort_key = _query_choice(request, "sort_key", ("created_at", "updated_at")) or "created_at"
         sort_order = _query_choice(request, "sort_order", ("ASC", "DESC")) or "DESC"
         start = _query_time(request, "start_date")
@@ -1181,7 +1180,7 @@ class EmulatorApp:
         }
         limit = _query_count(request, "limit", 100)
         offset = _query_count(request, "offset", 0)
-        cursor = query.get("cursor") or None
+        cursor = query.get("cursor")
         mode = _query_choice(request, "pagination", ("offset", "cursor")) or "offset"
         if cursor is not None:
             mode = "cursor"
