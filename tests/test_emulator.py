@@ -517,7 +517,7 @@ def test_request_shape_errors(emu: EmbeddedEmulator) -> None:
         broken = http.post(
             wallets_url(), content=b"{nope", headers={"content-type": "application/json"}
         )
-        assert broken.status_code == 422 and broken.json()["error"]["type"] == "invalid_data"
+        assert broken.status_code == 400 and broken.json()["error"]["type"] == "invalid_syntax"
         body = new_wallet()
         del body["limit"]
         assert http.post(wallets_url(), json=body).status_code == 422

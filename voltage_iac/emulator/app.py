@@ -15,13 +15,16 @@ Every answer carries an `x-request-id` header.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import json
 import math
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -31,20 +34,26 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from voltage_iac.emulator.faults import WRITE_METHODS, Decision, FaultRule, Faults
-from voltage_iac.emulator.seed import SeedError
+from voltage_iac.emulator.invoice import MAX_DESCRIPTION_BYTES
+from voltage_iac.emulator.networks import REQUEST_NETWORKS, network_response_name
+from voltage_iac.emulator.seed import WEBHOOK_EVENTS, SeedError
 from voltage_iac.emulator.store import (
     POLICY_TYPES,
+    WEBHOOK_STATUSES,
     KeyGrant,
     LineSummary,
+    NewReceive,
     NewWallet,
+    NewWebhook,
     PolicyRecord,
+    ReceiveView,
     RuleError,
     Store,
     WalletPoliciesView,
     WalletView,
+    WebhookView,
     hash_key,
 )
-from voltage_iac.model import REQUEST_NETWORKS, network_response_name
 
 API_PREFIX = "/v1"
 ADMIN_PREFIX = "/_emulator"
@@ -147,6 +156,93 @@ def line_json(summary: LineSummary) -> dict[str, Any]:
     }
 
 
+def webhook_json(view: WebhookView) -> dict[str, Any]:
+    """A webhook in the contract's `WebhookRead` shape."""
+    return {
+        "id": view.id,
+        "organization_id": view.organization_id,
+        "environment_id": view.environment_id,
+        "url": view.url,
+        "name": view.name,
+        "events": [{kind: event} for kind, event in view.events],
+        "status": view.status,
+        "created_at": timestamp(view.created_at),
+        "updated_at": timestamp(view.updated_at),
+        "stopped_at": timestamp(view.stopped_at),
+        "deleted_at": timestamp(view.deleted_at),
+    }
+
+
+def _btc(msats: int) -> dict[str, Any]:
+    return {"currency": "btc", "amount": msats, "unit": "msats"}
+
+
+def receive_json(view: ReceiveView) -> dict[str, Any]:
+    """A receive in the contract's `Payment` shape (direction receive, type bolt11)."""
+    if view.status == "completed" and view.settled_msats is not None:
+        amount = view.settled_msats
+    elif view.requested_msats is not None:
+        amount = view.requested_msats + (view.fee_msats or 0)  # what the payer owes
+    else:
+        amount = 0  # any amount: the payer chooses
+    receipts = []
+    if view.status == "completed":
+        receipts.append(
+            {
+                "type": "lightning",
+                "data": {
+                    "preimage": view.preimage,
+                    "payment_hash": view.payment_hash,
+                    "ledger_id": str(uuid.uuid5(BALANCE_NAMESPACE, f"{view.id}/credit")),
+                },
+            }
+        )
+    data: dict[str, Any] = {
+        "payment_request": view.payment_request,
+        "amount": _btc(amount),
+        "amount_msats": amount,
+        "memo": view.description,
+        "expiration": view.expiration,
+        "market_quote": None,
+        "receipts": receipts,
+    }
+    body: dict[str, Any] = {
+        "id": view.id,
+        "wallet_id": view.wallet_id,
+        "organization_id": view.organization_id,
+        "environment_id": view.environment_id,
+        "payment_category": "standard",
+        "metadata": view.metadata,
+        "created_at": timestamp(view.created_at),
+        "updated_at": timestamp(view.updated_at),
+        "currency": "btc",
+        "direction": "receive",
+        "type": "bolt11",
+        "status": view.status,
+        "error": None,
+        "frozen": [],
+        "exchanges": [],
+        "data": data,
+    }
+    if view.requested_msats is not None:
+        body["requested_amount"] = _btc(view.requested_msats)
+    if view.error is not None:
+        error_type, code, detail = view.error
+        body["error"] = {"type": error_type, "code": code, "detail": detail, "context": None}
+    if view.fee_msats and view.fee_basis_points and view.requested_msats is not None:
+        fee = _btc(view.fee_msats)
+        data["fees"] = fee
+        body["processing_fee"] = {"basis_points": view.fee_basis_points, "amount": fee}
+        body["payment_breakdown"] = {
+            "principal": _btc(view.requested_msats),
+            "network_fee": _btc(0),
+            "processing_fee": fee,
+        }
+    if view.payment_request is not None:
+        body["bip21_uri"] = "lightning:" + view.payment_request
+    return body
+
+
 def error_response(
     status: int,
     error_type: str,
@@ -162,7 +258,13 @@ def error_response(
 
 
 def _rule_response(exc: RuleError) -> JSONResponse:
-    return error_response(exc.status, exc.error_type, exc.detail, exc.context)
+    response = error_response(exc.status, exc.error_type, exc.detail, exc.context)
+    if exc.code is None:
+        return response
+    error: dict[str, Any] = {"type": exc.error_type, "code": exc.code, "detail": exc.detail}
+    if exc.context is not None:
+        error["context"] = dict(exc.context)
+    return JSONResponse({"error": error}, status_code=exc.status)
 
 
 # --- request checks ----------------------------------------------------------------------
@@ -188,7 +290,7 @@ def _path_uuid(request: Request, name: str) -> str:
 
 def _query_bool(request: Request, name: str) -> bool:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return False
     lowered = raw.lower()
     if lowered in ("true", "1"):
@@ -205,13 +307,98 @@ def _query_uuids(request: Request, name: str) -> list[str] | None:
     values = []
     for item in raw:
         for part in item.split(","):
-            if not part.strip():
-                continue
             value = _canonical_uuid(part.strip())
             if value is None:
                 raise RuleError(400, "invalid_parameter", f"query parameter {name} takes UUIDs")
             values.append(value)
     return values
+
+
+PAYMENT_STATUSES = (
+    "sending",
+    "receiving",
+    "approved",
+    "generating",
+    "expired",
+    "failed",
+    "completed",
+)
+
+
+def _query_uuid(request: Request, name: str) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    value = _canonical_uuid(raw)
+    if value is None:
+        raise RuleError(400, "invalid_parameter", f"query parameter {name} must be a UUID")
+    return value
+
+
+def _query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if raw not in choices:
+        raise RuleError(400, "invalid_parameter", f"{name} takes {', '.join(choices)}")
+    return raw
+
+
+def _query_count(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) > 2**32 - 1:
+        raise RuleError(400, "invalid_parameter", f"{name} must be an integer >= 0")
+    return int(raw)
+
+
+def _query_time(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise RuleError(400, "invalid_parameter", f"{name} must be an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def _cursor_offset(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, number = text.partition(":")
+        if prefix != "offset" or not number.isdigit():
+            raise ValueError(cursor)
+        return int(number)
+    except ValueError:
+        raise RuleError(
+            400,
+            "invalid_cursor",
+            "the cursor is not one this API issued",
+            {"field": "cursor", "recovery": "start again without a cursor"},
+        ) from None
+
+
+def _query_list(request: Request, name: str) -> list[str] | None:
+    raw = request.query_params.getlist(name) + request.query_params.getlist(f"{name}[]")
+    if not raw:
+        return None
+    values = [part.strip() for item in raw for part in item.split(",")]
+    if not all(values):
+        raise RuleError(400, "invalid_parameter", f"query parameter {name} has an empty value")
+    return values
+
+
+def new_shared_secret() -> str:
+    """A webhook's shared secret: 32 random bytes, URL-safe text."""
+    return "whsec_" + secrets.token_urlsafe(32)
 
 
 def _field_uuid(body: Mapping[str, Any], name: str) -> str:
@@ -262,7 +449,7 @@ def parse_new_wallet(body: Any) -> NewWallet:
         raise _Invalid(f"network: expected one of {', '.join(REQUEST_NETWORKS)}")
     limit = _field_int(body["limit"], "limit", 0, U64_MAX)
     metadata = body.get("metadata")
-    if metadata is not None and (
+    if "metadata" in body and (
         not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values())
     ):
         raise _Invalid("metadata: expected an object of strings")
@@ -288,6 +475,160 @@ def parse_rename(body: Any) -> str:
         raise _Invalid("name: expected a string")
     _check_name(name)
     return name
+
+
+def _webhook_events(value: Any) -> tuple[tuple[str, str], ...]:
+    """`EventTypes[]`: shape errors are 422; an empty list is 400 invalid_webhook."""
+    if not isinstance(value, list):
+        raise _Invalid("events: expected a list")
+    pairs: list[tuple[str, str]] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or len(item) != 1:
+            raise _Invalid(f"events[{index}]: expected one of send, receive or test")
+        ((kind, event),) = item.items()
+        if kind not in WEBHOOK_EVENTS:
+            raise _Invalid(f"events[{index}]: expected one of send, receive or test")
+        if event not in WEBHOOK_EVENTS[kind]:
+            raise _Invalid(
+                f"events[{index}].{kind}: expected one of {', '.join(WEBHOOK_EVENTS[kind])}"
+            )
+        if (kind, event) not in pairs:
+            pairs.append((kind, event))
+    if not pairs:
+        raise RuleError(400, "invalid_webhook", "a webhook must subscribe to at least one event")
+    return tuple(pairs)
+
+
+def _webhook_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("url: expected a string")
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        valid = False
+    if not valid or len(value) > 2048 or any(c.isspace() for c in value):
+        raise RuleError(400, "invalid_webhook", "url must be an absolute http or https URL")
+    return value
+
+
+def _webhook_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("name: expected a string")
+    if not 1 <= len(value.strip()) <= 256 or len(value) > 256:
+        raise RuleError(400, "invalid_webhook", "name must be 1 to 256 characters long")
+    return value
+
+
+def parse_new_webhook(body: Any, environment_id: str) -> NewWebhook:
+    """A `NewWebhookRequest`; raises _Invalid (422) or RuleError (400)."""
+    if not isinstance(body, dict):
+        raise _Invalid("expected a JSON object")
+    _require(body, ("id", "url", "name", "events"))
+    webhook_id = _field_uuid(body, "id")
+    events = _webhook_events(body["events"])
+    return NewWebhook(
+        id=webhook_id,
+        environment_id=environment_id,
+        url=_webhook_url(body["url"]),
+        name=_webhook_name(body["name"]),
+        events=events,
+    )
+
+
+def parse_webhook_update(body: Any) -> dict[str, Any]:
+    """An `UpdateWebhookRequest`: `events` (replaced whole), `url` and `name` (null or
+    omitted: left as they are)."""
+    if not isinstance(body, dict):
+        raise _Invalid("expected a JSON object")
+    _require(body, ("events",))
+    events = _webhook_events(body["events"])
+    change: dict[str, Any] = {"events": [list(e) for e in events]}
+    if body.get("url") is not None:
+        change["url"] = _webhook_url(body["url"])
+    if body.get("name") is not None:
+        change["name"] = _webhook_name(body["name"])
+    return change
+
+
+def _receive_invalid(field_name: str, detail: str) -> RuleError:
+    return RuleError(
+        400,
+        "invalid_receive_payment",
+        detail,
+        {"fields": [field_name]},
+        code="validation_failed",
+    )
+
+
+def parse_new_receive(body: Any) -> NewReceive:
+    """A receive `PaymentRequest` (fixed amount, any amount or the legacy `amount_msats`);
+    sends and other kinds are refused with 400."""
+    if not isinstance(body, dict):
+        raise _Invalid("expected a JSON object")
+    if "payment_kind" not in body and "type" in body:
+        raise RuleError(400, "invalid_payment", "the emulator emulates receive payments only")
+    _require(body, ("id", "wallet_id", "payment_kind"))
+    payment_id = _field_uuid(body, "id")
+    wallet_id = _field_uuid(body, "wallet_id")
+    kind = body["payment_kind"]
+    if kind not in ("bolt11", "onchain", "bip21", "taprootasset"):
+        raise _Invalid("payment_kind: expected bolt11, onchain, bip21 or taprootasset")
+    amount: int | None = None
+    if "amount" in body and "amount_msats" in body:
+        raise _Invalid("send either amount or amount_msats, not both")
+    if "amount" in body:
+        value = body["amount"]
+        if not isinstance(value, dict):
+            raise _Invalid("amount: expected an object {currency, amount}")
+        _require(value, ("currency", "amount"))
+        if not isinstance(value["currency"], str):
+            raise _Invalid("amount.currency: expected a string")
+        amount = _field_int(value["amount"], "amount.amount", -(2**63), 2**63 - 1)
+        if value["currency"] != "btc":
+            raise RuleError(400, "invalid_currency", "the emulator's wallets hold BTC only")
+        if amount <= 0 or value.get("negative") is True:
+            raise RuleError(400, "invalid_amount", "amount must be a positive number of msats")
+    elif "amount_msats" in body:
+        amount = _field_int(body["amount_msats"], "amount_msats", 1, 2**63 - 1)
+        if body.get("currency", "btc") != "btc":
+            raise _Invalid("currency: the legacy amount_msats form takes btc only")
+    elif "amount_sats" in body:
+        raise RuleError(400, "invalid_payment", "amount_sats is for on-chain receives")
+    elif body.get("currency") != "btc":
+        raise _Invalid("an any-amount receive needs currency btc")
+    if kind != "bolt11":
+        raise RuleError(400, "invalid_payment", "the emulator issues bolt11 receives only")
+    expiration = body.get("expiration", 3600)
+    if isinstance(expiration, bool) or not isinstance(expiration, int):
+        raise _Invalid("expiration: expected an integer")
+    if not 1 <= expiration <= 86_400:
+        raise _receive_invalid("expiration", "expiration must be 1 to 86400 seconds")
+    description = body.get("description")
+    if "description" in body:
+        if not isinstance(description, str):
+            raise _Invalid("description: expected a string")
+        if len(description.encode("utf-8")) > MAX_DESCRIPTION_BYTES:
+            raise _receive_invalid(
+                "description", f"description must fit {MAX_DESCRIPTION_BYTES} bytes"
+            )
+    metadata = body.get("metadata")
+    if "metadata" in body and (
+        not isinstance(metadata, dict)
+        or len(metadata) > 50
+        or not all(
+            isinstance(v, str) and len(k) <= 256 and len(v) <= 256 for k, v in metadata.items()
+        )
+    ):
+        raise _Invalid("metadata: up to 50 strings of up to 256 characters")
+    return NewReceive(
+        id=payment_id,
+        wallet_id=wallet_id,
+        amount_msats=amount,
+        description=description,
+        expiration=expiration,
+        metadata=dict(metadata) if metadata else None,
+    )
 
 
 def parse_policy_update(body: Any) -> dict[str, Any]:
@@ -331,10 +672,38 @@ async def _json_body(request: Request) -> Any:
         if size > MAX_BODY_BYTES:
             raise RuleError(413, "payload_too_large", "the request body is too large")
         chunks.append(chunk)
+    return parse_json(b"".join(chunks))
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON (RFC 8259): an object naming a key twice, NaN/Infinity, bad UTF-8 or
+    bad syntax is 400 `invalid_syntax`, never "last one wins"."""
     try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError):
-        raise _Invalid("the body is not valid JSON") from None
+        text = raw.decode("utf-8")
+        return json.loads(text, object_pairs_hook=_unique_object, parse_constant=_no_constant)
+    except _DuplicateKey as exc:
+        raise RuleError(
+            400, "invalid_syntax", f"the JSON body names the key {str(exc)!r} more than once"
+        ) from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise RuleError(400, "invalid_syntax", "the body is not valid JSON") from None
 
 
 # --- the application ---------------------------------------------------------------------
@@ -418,47 +787,69 @@ class EmulatorApp:
     async def _http_exception(self, request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         kind = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
-        return error_response(status, kind, str(getattr(exc, "detail", "")) or kind)
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+        return error_response(
+            status, kind, str(getattr(exc, "detail", "")) or kind, headers=headers
+        )
 
     def _routes(self) -> list[Route]:
         api = API_PREFIX + "/organizations/{organization_id}"
+        env = api + "/environments/{environment_id}"
         admin = ADMIN_PREFIX
-        return [
-            Route(api + "/wallets", self._api(self.list_wallets), methods=["GET"]),
-            Route(api + "/wallets", self._api(self.create_wallet), methods=["POST"]),
-            Route(api + "/wallets/{wallet_id}", self._api(self.get_wallet), methods=["GET"]),
-            Route(api + "/wallets/{wallet_id}", self._api(self.update_wallet), methods=["PATCH"]),
-            Route(api + "/wallets/{wallet_id}", self._api(self.delete_wallet), methods=["DELETE"]),
+        # One route per path with every method it has, so a 405 names them all (Allow).
+        table: dict[str, dict[str, Handler]] = {
+            api + "/wallets": {"GET": self.list_wallets, "POST": self.create_wallet},
+            api + "/wallets/{wallet_id}": {
+                "GET": self.get_wallet,
+                "PATCH": self.update_wallet,
+                "DELETE": self.delete_wallet,
+            },
+            api + "/wallets/{wallet_id}/policies": {
+                "GET": self.get_policies,
+                "PATCH": self.update_policies,
+            },
+            api + "/lines_of_credit/summaries": {"GET": self.line_summaries},
+            api + "/lines_of_credit/{line_id}/summary": {"GET": self.line_summary},
+            api + "/webhooks": {"GET": self.list_webhooks},
+            env + "/webhooks": {"POST": self.create_webhook},
+            env + "/webhooks/{webhook_id}": {
+                "GET": self.get_webhook,
+                "PATCH": self.update_webhook,
+                "DELETE": self.delete_webhook,
+            },
+            env + "/webhooks/{webhook_id}/keys": {"POST": self.rotate_webhook_key},
+            env + "/webhooks/{webhook_id}/start": {"POST": self.start_webhook},
+            env + "/webhooks/{webhook_id}/stop": {"POST": self.stop_webhook},
+            env + "/payments": {"GET": self.list_payments, "POST": self.create_payment},
+            env + "/payments/{payment_id}": {"GET": self.get_payment},
+        }
+        admin_table: dict[str, dict[str, Handler]] = {
+            admin + "/health": {"GET": self.admin_health},
+            admin + "/state": {"GET": self.admin_state},
+            admin + "/faults": {
+                "GET": self.admin_get_faults,
+                "PUT": self.admin_put_faults,
+                "PATCH": self.admin_patch_faults,
+            },
+            admin + "/faults/schedule": {"POST": self.admin_add_rules},
+            admin + "/seed": {"POST": self.admin_seed},
+            admin + "/reset": {"POST": self.admin_reset},
+            admin + "/wallets/{wallet_id}/balance": {"PUT": self.admin_balance},
+            admin + "/payments/{payment_id}/settle": {"POST": self.admin_settle},
+        }
+        routes = [
             Route(
-                api + "/wallets/{wallet_id}/policies",
-                self._api(self.get_policies),
-                methods=["GET"],
-            ),
-            Route(
-                api + "/wallets/{wallet_id}/policies",
-                self._api(self.update_policies),
-                methods=["PATCH"],
-            ),
-            Route(
-                api + "/lines_of_credit/summaries",
-                self._api(self.line_summaries),
-                methods=["GET"],
-            ),
-            Route(
-                api + "/lines_of_credit/{line_id}/summary",
-                self._api(self.line_summary),
-                methods=["GET"],
-            ),
-            Route(admin + "/health", self.admin_health, methods=["GET"]),
-            Route(admin + "/state", self.admin_state, methods=["GET"]),
-            Route(admin + "/faults", self.admin_get_faults, methods=["GET"]),
-            Route(admin + "/faults", self.admin_put_faults, methods=["PUT"]),
-            Route(admin + "/faults", self.admin_patch_faults, methods=["PATCH"]),
-            Route(admin + "/faults/schedule", self.admin_add_rules, methods=["POST"]),
-            Route(admin + "/seed", self.admin_seed, methods=["POST"]),
-            Route(admin + "/reset", self.admin_reset, methods=["POST"]),
-            Route(admin + "/wallets/{wallet_id}/balance", self.admin_balance, methods=["PUT"]),
+                path,
+                _dispatch({m: self._api(h) for m, h in methods.items()}),
+                methods=list(methods),
+            )
+            for path, methods in table.items()
         ]
+        routes += [
+            Route(path, _dispatch(methods), methods=list(methods))
+            for path, methods in admin_table.items()
+        ]
+        return routes
 
     @staticmethod
     def _api(handler: Handler) -> Handler:
@@ -521,7 +912,7 @@ class EmulatorApp:
         organization_id, grant = self._authorize(request, write=False)
         raw_env = request.query_params.get("environment_id")
         environment_id = None
-        if raw_env:
+        if raw_env is not None:
             environment_id = _canonical_uuid(raw_env)
             if environment_id is None:
                 raise RuleError(400, "invalid_parameter", "environment_id must be a UUID")
@@ -598,7 +989,7 @@ class EmulatorApp:
 
     async def line_summaries(self, request: Request) -> Response:
         organization_id, grant = self._authorize(request, write=False)
-        network = request.query_params.get("network") or None
+        network = request.query_params.get("network")
         if network is not None and network not in REQUEST_NETWORKS:
             raise RuleError(
                 400,
@@ -632,6 +1023,196 @@ class EmulatorApp:
             )
         self._check_environment(grant, summary.environment_id)
         return JSONResponse(line_json(summary))
+
+    # --- webhooks --------------------------------------------------------------------
+
+    def _environment_path(self, request: Request, grant: KeyGrant) -> str:
+        environment_id = _path_uuid(request, "environment_id")
+        self._check_environment(grant, environment_id)
+        return environment_id
+
+    async def list_webhooks(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=False)
+        environment_ids = _query_uuids(request, "environment_ids")
+        if environment_ids is not None:
+            for environment_id in environment_ids:
+                self._check_environment(grant, environment_id)
+        elif grant.environment_id is not None:
+            environment_ids = [grant.environment_id]
+        statuses = _query_list(request, "statuses")
+        for status in statuses or ():
+            if status not in WEBHOOK_STATUSES:
+                raise RuleError(
+                    400,
+                    "invalid_parameter",
+                    f"statuses takes {', '.join(WEBHOOK_STATUSES)}",
+                )
+        sort_key = _query_choice(request, "sort_key", ("created_at", "updated_at"))
+        sort_order = _query_choice(request, "sort_order", ("ASC", "DESC"))
+        views = self.store.list_webhooks(
+            organization_id,
+            environment_ids=environment_ids,
+            statuses=statuses,
+            sort_key=sort_key or "created_at",
+            descending=sort_order == "DESC",
+        )
+        return JSONResponse([webhook_json(v) for v in views])
+
+    async def create_webhook(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=True)
+        environment_id = self._environment_path(request, grant)
+        new = parse_new_webhook(await _json_body(request), environment_id)
+        secret = new_shared_secret()
+        self.store.create_webhook(organization_id, new, secret, delay=self._delay(request))
+        return JSONResponse({"id": new.id, "shared_secret": secret}, status_code=202)
+
+    def _webhook_target(self, request: Request, *, write: bool) -> tuple[str, str, str]:
+        organization_id, grant = self._authorize(request, write=write)
+        environment_id = self._environment_path(request, grant)
+        return organization_id, environment_id, _path_uuid(request, "webhook_id")
+
+    async def get_webhook(self, request: Request) -> Response:
+        organization_id, environment_id, webhook_id = self._webhook_target(request, write=False)
+        view = self.store.get_webhook(organization_id, environment_id, webhook_id)
+        if view is None:
+            raise RuleError(
+                404,
+                "webhook_not_found",
+                "no webhook with this id in the environment",
+                {"webhook_id": webhook_id},
+            )
+        return JSONResponse(webhook_json(view))
+
+    async def _change_webhook(
+        self, request: Request, kind: str, payload: Mapping[str, Any]
+    ) -> Response:
+        organization_id, environment_id, webhook_id = self._webhook_target(request, write=True)
+        self.store.change_webhook(
+            organization_id,
+            environment_id,
+            webhook_id,
+            kind,
+            payload,
+            delay=self._delay(request),
+        )
+        return Response(status_code=202)
+
+    async def update_webhook(self, request: Request) -> Response:
+        self._webhook_target(request, write=True)  # access before the body
+        change = parse_webhook_update(await _json_body(request))
+        return await self._change_webhook(request, "update", change)
+
+    async def delete_webhook(self, request: Request) -> Response:
+        return await self._change_webhook(request, "delete", {})
+
+    async def start_webhook(self, request: Request) -> Response:
+        return await self._change_webhook(request, "start", {})
+
+    async def stop_webhook(self, request: Request) -> Response:
+        return await self._change_webhook(request, "stop", {})
+
+    async def rotate_webhook_key(self, request: Request) -> Response:
+        organization_id, environment_id, webhook_id = self._webhook_target(request, write=True)
+        secret = new_shared_secret()
+        self.store.rotate_webhook_secret(organization_id, environment_id, webhook_id, secret)
+        return JSONResponse({"id": webhook_id, "shared_secret": secret}, status_code=202)
+
+    # --- receive payments ------------------------------------------------------------
+
+    async def create_payment(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=True)
+        environment_id = self._environment_path(request, grant)
+        new = parse_new_receive(await _json_body(request))
+        decision: Decision = request.scope.get(DECISION_KEY) or Decision()
+        outcome = "invoice"
+        if decision.receive_fee_refused:
+            outcome = "fee_refused"
+        elif decision.receive_fails:
+            outcome = "failed"
+        self.store.create_receive(
+            organization_id,
+            environment_id,
+            new,
+            delay=self._delay(request),
+            invoice_delay=self.faults.base_invoice_delay() + decision.slow_invoice,
+            outcome=outcome,
+        )
+        return Response(status_code=202)
+
+    async def get_payment(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=False)
+        environment_id = self._environment_path(request, grant)
+        payment_id = _path_uuid(request, "payment_id")
+        view = self.store.get_receive(organization_id, environment_id, payment_id)
+        if view is None:
+            raise RuleError(
+                404,
+                "payment_not_found",
+                "no payment with this id in the organization and environment",
+                {"payment_id": payment_id},
+            )
+        return JSONResponse(receive_json(view))
+
+    async def list_payments(self, request: Request) -> Response:
+        organization_id, grant = self._authorize(request, write=False)
+        environment_id = self._environment_path(request, grant)
+        query = request.query_params
+        views = self.store.list_receives(organization_id, environment_id)
+        wallet_id = _query_uuid(request, "wallet_id")
+        line_id = _query_uuid(request, "line_of_credit_id")
+        statuses = _query_list(request, "statuses")
+        for status in statuses or ():
+            if status not in PAYMENT_STATUSES:
+                raise RuleError(400, "invalid_parameter", "statuses takes payment statuses")
+        category = _query_choice(request, "payment_category", ("standard", "treasury"))
+        direction = _query_choice(request, "direction", ("send", "receive"))
+        kind = _query_choice(
+            request, "kind", ("bolt11", "onchain", "bip21", "taprootasset", "usdbatch")
+        )
+        sort_key = _query_choice(request, "sort_key", ("created_at", "updated_at")) or "created_at"
+        sort_order = _query_choice(request, "sort_order", ("ASC", "DESC")) or "DESC"
+        start = _query_time(request, "start_date")
+        end = _query_time(request, "end_date")
+        metadata = {
+            key[len("metadata[") : -1]: value
+            for key, value in query.multi_items()
+            if key.startswith("metadata[") and key.endswith("]")
+        }
+        limit = _query_count(request, "limit", 100)
+        offset = _query_count(request, "offset", 0)
+        cursor = query.get("cursor")
+        mode = _query_choice(request, "pagination", ("offset", "cursor")) or "offset"
+        if cursor is not None:
+            mode = "cursor"
+            offset = _cursor_offset(cursor)
+        elif mode == "cursor":
+            offset = 0
+        selected = [
+            v
+            for v in views
+            if (wallet_id is None or v.wallet_id == wallet_id)
+            and (line_id is None or v.line_of_credit_id == line_id)
+            and (statuses is None or v.status in statuses)
+            and category in (None, "standard")
+            and direction in (None, "receive")
+            and kind in (None, "bolt11")
+            and (start is None or v.created_at >= start)
+            and (end is None or v.created_at <= end)
+            and all((v.metadata or {}).get(k) == val for k, val in metadata.items())
+        ]
+        selected.sort(key=lambda v: (getattr(v, sort_key), v.id), reverse=sort_order == "DESC")
+        page = selected[offset : offset + limit]
+        has_more = offset + len(page) < len(selected)
+        body: dict[str, Any] = {
+            "items": [receive_json(v) for v in page],
+            "offset": offset if mode == "offset" else 0,
+            "limit": limit,
+            "has_more": has_more,
+            "next_cursor": _cursor(offset + len(page)) if has_more and mode == "cursor" else None,
+        }
+        if mode == "offset":
+            body["total"] = len(selected)
+        return JSONResponse(body)
 
     # --- admin (not part of the contract) --------------------------------------------
 
@@ -698,6 +1279,20 @@ class EmulatorApp:
                 return _admin_error(str(exc))
         return JSONResponse({"reset": True})
 
+    async def admin_settle(self, request: Request) -> Response:
+        raw = await request.body()
+        body = await _admin_body(request) if raw.strip() else {}
+        if not isinstance(body, dict):
+            return _admin_error('expected no body, or {"amount_msats": <integer>}')
+        payment_id = _canonical_uuid(request.path_params["payment_id"]) or ""
+        try:
+            view = self.store.settle_receive(payment_id, body.get("amount_msats"))
+        except KeyError:
+            return error_response(404, "not_found", "no such payment")
+        except ValueError as exc:
+            return _admin_error(str(exc))
+        return JSONResponse(receive_json(view))
+
     async def admin_balance(self, request: Request) -> Response:
         body = await _admin_body(request)
         wallet_id = _canonical_uuid(request.path_params["wallet_id"]) or ""
@@ -710,6 +1305,16 @@ class EmulatorApp:
         except KeyError:
             return error_response(404, "not_found", "no such wallet")
         return JSONResponse({"wallet_id": wallet_id, "balance_msats": body["balance_msats"]})
+
+
+def _dispatch(methods: Mapping[str, Handler]) -> Handler:
+    """One endpoint for several methods of a path (HEAD is answered as GET)."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await methods[method](request)
+
+    return endpoint
 
 
 def _forbidden(detail: str) -> RuleError:

@@ -28,7 +28,8 @@ RATE = click.FloatRange(0.0, 1.0)
 
 @click.group("emulator")
 def emulator() -> None:
-    """Run a local emulator of the Voltage Payments API (wallets, policies, lines of credit)."""
+    """Run a local emulator of the Voltage Payments API (wallets, policies, lines of credit,
+    webhooks, receive payments)."""
 
 
 @emulator.command("serve")
@@ -96,6 +97,37 @@ def emulator() -> None:
     help="Share of deletes that are accepted, then fail.",
 )
 @click.option(
+    "--secret-dropped",
+    type=RATE,
+    default=0.0,
+    help="Share of webhook creates and key rotations done, then answered with a cut-off response.",
+)
+@click.option(
+    "--rotation-fails",
+    type=RATE,
+    default=0.0,
+    help="Share of webhook key rotations answered 500 without being done.",
+)
+@click.option(
+    "--invoice-delay",
+    type=click.FloatRange(0.0),
+    default=0.0,
+    show_default=True,
+    help="Seconds a receive payment stays generating before its invoice appears.",
+)
+@click.option(
+    "--slow-invoice", type=RATE, default=0.0, help="Share of receives whose invoice comes late."
+)
+@click.option(
+    "--receive-fails", type=RATE, default=0.0, help="Share of receives that fail asynchronously."
+)
+@click.option(
+    "--receive-fee-refused",
+    type=RATE,
+    default=0.0,
+    help="Share of receives refused as if a nonzero receive processing fee applied.",
+)
+@click.option(
     "--fault-seed",
     type=int,
     default=None,
@@ -115,6 +147,12 @@ def serve_command(
     rate_limit: float,
     slow_visibility: float,
     deletion_fails: float,
+    secret_dropped: float,
+    rotation_fails: float,
+    invoice_delay: float,
+    slow_invoice: float,
+    receive_fails: float,
+    receive_fee_refused: float,
     fault_seed: int | None,
 ) -> None:
     """Serve the emulator on HTTP until Ctrl-C. Base URL: http://HOST:PORT/v1."""
@@ -136,6 +174,12 @@ def serve_command(
             rate_limit=rate_limit,
             slow_visibility=slow_visibility,
             deletion_fails=deletion_fails,
+            secret_dropped=secret_dropped,
+            rotation_fails=rotation_fails,
+            invoice_delay=invoice_delay,
+            slow_invoice=slow_invoice,
+            receive_fails=receive_fails,
+            receive_fee_refused=receive_fee_refused,
             seed=fault_seed,
         )
     except ValueError as exc:
@@ -176,5 +220,5 @@ def seed_command(seed_file: Path, db_path: Path) -> None:
         f"seeded organization {seed['organization_id']} into {db_path}: "
         f"{len(seed['environments'])} environment(s), "
         f"{len(seed['lines_of_credit'])} line(s) of credit, {len(seed['wallets'])} wallet(s), "
-        f"{len(seed['api_keys'])} API key(s)"
+        f"{len(seed['webhooks'])} webhook(s), {len(seed['api_keys'])} API key(s)"
     )

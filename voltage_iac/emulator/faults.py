@@ -15,6 +15,7 @@ requests that match a rule get its fault, `times` times.
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -26,6 +27,11 @@ FAIL_AFTER_COMMIT = "fail_after_commit"
 DROP_AFTER_COMMIT = "drop_after_commit"
 SLOW_VISIBILITY = "slow_visibility"
 DELETION_FAILS = "deletion_fails"
+SECRET_DROPPED = "secret_dropped"
+ROTATION_FAILS = "rotation_fails"
+SLOW_INVOICE = "slow_invoice"
+RECEIVE_FAILS = "receive_fails"
+RECEIVE_FEE_REFUSED = "receive_fee_refused"
 
 FAULT_KINDS = (
     RATE_LIMIT,
@@ -34,8 +40,34 @@ FAULT_KINDS = (
     DROP_AFTER_COMMIT,
     SLOW_VISIBILITY,
     DELETION_FAILS,
+    SECRET_DROPPED,
+    ROTATION_FAILS,
+    SLOW_INVOICE,
+    RECEIVE_FAILS,
+    RECEIVE_FEE_REFUSED,
 )
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+# The operations the operation-specific faults apply to (paths after /v1).
+_UUID = r"[^/]+"
+_WEBHOOK_CREATE = re.compile(rf"^/organizations/{_UUID}/environments/{_UUID}/webhooks/?$")
+_WEBHOOK_ROTATE = re.compile(
+    rf"^/organizations/{_UUID}/environments/{_UUID}/webhooks/{_UUID}/keys/?$"
+)
+_PAYMENT_CREATE = re.compile(rf"^/organizations/{_UUID}/environments/{_UUID}/payments/?$")
+
+
+def is_secret_call(method: str, path: str) -> bool:
+    """A call whose answer carries a webhook's shared secret (create, key rotation)."""
+    return method == "POST" and bool(_WEBHOOK_CREATE.match(path) or _WEBHOOK_ROTATE.match(path))
+
+
+def is_rotation(method: str, path: str) -> bool:
+    return method == "POST" and bool(_WEBHOOK_ROTATE.match(path))
+
+
+def is_payment_create(method: str, path: str) -> bool:
+    return method == "POST" and bool(_PAYMENT_CREATE.match(path))
 
 
 @dataclass
@@ -103,6 +135,9 @@ class Decision:
     latency_ms: int = 0
     extra_visibility: float = 0.0  # seconds added to the visibility delay of this write
     retry_after_ms: int = 0
+    slow_invoice: float = 0.0  # seconds added before a receive's invoice appears
+    receive_fails: bool = False
+    receive_fee_refused: bool = False
 
 
 _RATE_FIELDS = (
@@ -112,6 +147,14 @@ _RATE_FIELDS = (
     "drop_after_commit",
     "slow_visibility",
     "deletion_fails",
+)
+# Rolled from a second random sequence, so adding them kept the sequence of the first.
+_OPERATION_RATE_FIELDS = (
+    "secret_dropped",
+    "rotation_fails",
+    "slow_invoice",
+    "receive_fails",
+    "receive_fee_refused",
 )
 
 
@@ -127,6 +170,15 @@ class Faults:
     - `drop_after_commit`: share of writes done, then answered with a cut-off response.
     - `rate_limit`: share of requests (reads too) answered 429 without being done.
     - `deletion_fails`: share of deletes accepted that later fail (`deletion_failed_at`).
+    - `secret_dropped`: share of webhook creates and key rotations done, then answered
+      with a cut-off response (the client never sees the shared secret).
+    - `rotation_fails`: share of key rotations answered 500 without being done.
+    - `slow_invoice`: share of receive payments whose invoice appears
+      `slow_invoice_seconds` later than usual (the payment stays `generating`).
+    - `receive_fails`: share of receive payments that fail before an invoice exists.
+    - `receive_fee_refused`: share of receive payments refused asynchronously as if a
+      nonzero receive processing fee applied to an any-amount invoice.
+    - `invoice_delay`: seconds from a receive becoming visible to its invoice.
     - `seed`: seed of the random decisions (`None`: a fresh random seed).
     - `schedule`: scripted rules, played before any random decision.
     """
@@ -141,16 +193,27 @@ class Faults:
     rate_limit: float = 0.0
     retry_after_ms: int = 1000
     deletion_fails: float = 0.0
+    secret_dropped: float = 0.0
+    rotation_fails: float = 0.0
+    slow_invoice: float = 0.0
+    slow_invoice_seconds: float = 2.0
+    receive_fails: float = 0.0
+    receive_fee_refused: float = 0.0
+    invoice_delay: float = 0.0
     seed: int | None = None
     schedule: list[FaultRule] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._validate()
+        self._reseed()
+
+    def _reseed(self) -> None:
         self._rng = random.Random(self.seed)
+        self._rng_ops = random.Random(None if self.seed is None else f"{self.seed}/operations")
 
     def _validate(self) -> None:
-        for name in _RATE_FIELDS:
+        for name in _RATE_FIELDS + _OPERATION_RATE_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{name} must be a number between 0 and 1")
@@ -160,7 +223,12 @@ class Faults:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0")
-        for name in ("visibility_delay", "slow_visibility_seconds"):
+        for name in (
+            "visibility_delay",
+            "slow_visibility_seconds",
+            "slow_invoice_seconds",
+            "invoice_delay",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a number of seconds >= 0")
@@ -196,13 +264,13 @@ class Faults:
                     setattr(self, name, value)
                 raise
             if "seed" in changes:
-                self._rng = random.Random(self.seed)
+                self._reseed()
 
     def replace(self, other: Faults) -> None:
         """Take every setting of `other` (and restart the random sequence from its seed)."""
         self.update(**{f.name: getattr(other, f.name) for f in fields(other)})
         with self._lock:
-            self._rng = random.Random(self.seed)
+            self._reseed()
 
     def add_rule(
         self, fault: str, *, method: str | None = None, path_contains: str = "", times: int = 1
@@ -222,6 +290,11 @@ class Faults:
             drop_after_commit=0.0,
             rate_limit=0.0,
             deletion_fails=0.0,
+            secret_dropped=0.0,
+            rotation_fails=0.0,
+            slow_invoice=0.0,
+            receive_fails=0.0,
+            receive_fee_refused=0.0,
             schedule=[],
         )
 
@@ -266,37 +339,56 @@ class Faults:
                     rule.times -= 1
                     if rule.times <= 0:
                         self.schedule.remove(rule)
-                    return self._scripted(rule.fault, is_write, method)
+                    return self._scripted(rule.fault, is_write, method, path)
             # Fixed order of rolls, always all of them, so one seed gives one sequence.
             rolls = {name: self._rng.random() for name in _RATE_FIELDS}
-            hit = {name: rolls[name] < getattr(self, name) for name in _RATE_FIELDS}
+            rolls.update({name: self._rng_ops.random() for name in _OPERATION_RATE_FIELDS})
+            hit = {name: rolls[name] < getattr(self, name) for name in rolls}
             slow = is_write and hit["slow_visibility"]
+            secret = is_secret_call(method, path)
+            rotation = is_rotation(method, path)
+            payment = is_payment_create(method, path)
             return Decision(
                 rate_limited=hit["rate_limit"],
-                fail_before_commit=is_write and hit["fail_before_commit"],
+                fail_before_commit=(is_write and hit["fail_before_commit"])
+                or (rotation and hit["rotation_fails"]),
                 fail_after_commit=is_write and hit["fail_after_commit"],
-                drop_after_commit=is_write and hit["drop_after_commit"],
+                drop_after_commit=(is_write and hit["drop_after_commit"])
+                or (secret and hit["secret_dropped"]),
                 slow_visibility=slow,
                 deletion_fails=method == "DELETE" and hit["deletion_fails"],
                 latency_ms=self.latency_ms,
                 extra_visibility=self.slow_visibility_seconds if slow else 0.0,
                 retry_after_ms=self.retry_after_ms,
+                slow_invoice=self.slow_invoice_seconds if payment and hit["slow_invoice"] else 0.0,
+                receive_fails=payment and hit["receive_fails"],
+                receive_fee_refused=payment and hit["receive_fee_refused"],
             )
 
-    def _scripted(self, fault: str, is_write: bool, method: str) -> Decision:
+    def _scripted(self, fault: str, is_write: bool, method: str, path: str) -> Decision:
         slow = fault == SLOW_VISIBILITY
+        payment = is_payment_create(method, path)
         return Decision(
             rate_limited=fault == RATE_LIMIT,
-            fail_before_commit=fault == FAIL_BEFORE_COMMIT,
+            fail_before_commit=fault == FAIL_BEFORE_COMMIT
+            or (fault == ROTATION_FAILS and is_rotation(method, path)),
             fail_after_commit=fault == FAIL_AFTER_COMMIT,
-            drop_after_commit=fault == DROP_AFTER_COMMIT,
+            drop_after_commit=fault == DROP_AFTER_COMMIT
+            or (fault == SECRET_DROPPED and is_secret_call(method, path)),
             slow_visibility=slow,
             deletion_fails=fault == DELETION_FAILS and method == "DELETE",
             latency_ms=self.latency_ms,
             extra_visibility=self.slow_visibility_seconds if slow else 0.0,
             retry_after_ms=self.retry_after_ms,
+            slow_invoice=self.slow_invoice_seconds if fault == SLOW_INVOICE and payment else 0.0,
+            receive_fails=fault == RECEIVE_FAILS and payment,
+            receive_fee_refused=fault == RECEIVE_FEE_REFUSED and payment,
         )
 
     def base_visibility_delay(self) -> float:
         with self._lock:
             return float(self.visibility_delay)
+
+    def base_invoice_delay(self) -> float:
+        with self._lock:
+            return float(self.invoice_delay)

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from voltage_iac.emulator.networks import REQUEST_NETWORKS
 from voltage_iac.errors import UsageError
-from voltage_iac.model import REQUEST_NETWORKS
 
 DEMO_ORGANIZATION_ID = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 DEMO_STAGING_ENVIRONMENT_ID = "5a0c7e9e-2b1d-4f3a-9c8e-1d2e3f4a5b6c"
@@ -70,6 +71,22 @@ DEMO_SEED: dict[str, Any] = {
 }
 
 U64_MAX = 2**64 - 1
+SEND_EVENTS = ("succeeded", "failed")
+RECEIVE_EVENTS = (
+    "generated",
+    "detected",
+    "refreshed",
+    "expired",
+    "succeeded",
+    "completed",
+    "failed",
+)
+TEST_EVENTS = ("created",)
+WEBHOOK_EVENTS: dict[str, tuple[str, ...]] = {
+    "send": SEND_EVENTS,
+    "receive": RECEIVE_EVENTS,
+    "test": TEST_EVENTS,
+}
 ACCESS_LEVELS = ("read", "write")
 CURRENCIES = ("btc",)
 
@@ -100,6 +117,23 @@ def load_seed_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise SeedError(str(file), [f"not valid YAML or JSON: {exc}"]) from None
     return validate_seed(data, source=str(file))
+
+
+def webhook_events(value: object) -> tuple[tuple[str, str], ...] | None:
+    """The contract's `EventTypes` list (`[{"send": "succeeded"}, ...]`) as (kind, event)
+    pairs, duplicates dropped; None when it is not a non-empty list of such objects."""
+    if not isinstance(value, list) or not value:
+        return None
+    pairs: list[tuple[str, str]] = []
+    for item in value:
+        if not isinstance(item, Mapping) or len(item) != 1:
+            return None
+        ((kind, event),) = item.items()
+        if kind not in WEBHOOK_EVENTS or event not in WEBHOOK_EVENTS[kind]:
+            return None
+        if (kind, event) not in pairs:
+            pairs.append((kind, event))
+    return tuple(pairs)
 
 
 def _is_uuid(value: object) -> bool:
@@ -155,7 +189,14 @@ def validate_seed(data: object, *, source: str = "(document)") -> dict[str, Any]
     problems: list[str] = []
     if not isinstance(data, Mapping):
         raise SeedError(source, ["the seed must be a mapping with an organization_id"])
-    known = {"organization_id", "api_keys", "environments", "lines_of_credit", "wallets"}
+    known = {
+        "organization_id",
+        "api_keys",
+        "environments",
+        "lines_of_credit",
+        "wallets",
+        "webhooks",
+    }
     for name in sorted(set(data) - known):
         problems.append(f"unknown top-level field '{name}'")
     org = data.get("organization_id")
@@ -293,12 +334,60 @@ def validate_seed(data: object, *, source: str = "(document)") -> dict[str, Any]
             }
         )
 
-    for kind, items in (("environments", environments), ("lines_of_credit", lines)):
-        ids = [item["id"] for item in items]
-        for dup in sorted({x for x in ids if ids.count(x) > 1}):
+    webhooks: list[dict[str, Any]] = []
+    for i, hook in enumerate(_items(data, "webhooks", problems)):
+        where = f"webhooks[{i}]"
+        _check_fields(
+            where,
+            hook,
+            ("id", "environment_id", "url", "name", "events"),
+            ("status", "shared_secret"),
+            problems,
+        )
+        if not _is_uuid(hook.get("id")):
+            problems.append(f"{where}.id: must be a UUID")
+            continue
+        env_id = hook.get("environment_id")
+        if not _is_uuid(env_id) or str(uuid.UUID(env_id)) not in env_ids:
+            problems.append(f"{where}.environment_id: must name an environment of this seed")
+        for name in ("url", "name"):
+            if not isinstance(hook.get(name), str) or not hook.get(name):
+                problems.append(f"{where}.{name}: must be a non-empty string")
+        events = webhook_events(hook.get("events"))
+        if events is None:
+            problems.append(
+                f"{where}.events: must be a non-empty list like [{{send: succeeded}}] "
+                "(send: succeeded|failed; receive: " + "|".join(RECEIVE_EVENTS) + "; test: created)"
+            )
+            events = ()
+        status = hook.get("status", "active")
+        if status not in ("active", "stopped", "deleted"):
+            problems.append(f"{where}.status: must be active, stopped or deleted")
+        secret = hook.get("shared_secret")
+        if secret is not None and (not isinstance(secret, str) or not secret):
+            problems.append(f"{where}.shared_secret: must be a non-empty string")
+        webhooks.append(
+            {
+                "id": str(uuid.UUID(hook["id"])),
+                "environment_id": str(uuid.UUID(env_id)) if _is_uuid(env_id) else env_id,
+                "url": hook.get("url"),
+                "name": hook.get("name"),
+                "events": events,
+                "status": status,
+                "shared_secret": secret,
+            }
+        )
+
+    for kind, items in (
+        ("environments", environments),
+        ("lines_of_credit", lines),
+        ("webhooks", webhooks),
+    ):
+        counts = Counter(item["id"] for item in items)
+        for dup in sorted(x for x, n in counts.items() if n > 1):
             problems.append(f"{kind}: id {dup} appears more than once")
-    wallet_ids = [w["id"] for w in wallets]
-    for dup in sorted({x for x in wallet_ids if wallet_ids.count(x) > 1}):
+    wallet_counts = Counter(w["id"] for w in wallets)
+    for dup in sorted(x for x, n in wallet_counts.items() if n > 1):
         problems.append(f"wallets: id {dup} appears more than once")
 
     if problems:
@@ -309,4 +398,5 @@ def validate_seed(data: object, *, source: str = "(document)") -> dict[str, Any]
         "environments": environments,
         "lines_of_credit": lines,
         "wallets": wallets,
+        "webhooks": webhooks,
     }

@@ -12,12 +12,21 @@ every later change of a wallet (rename, delete, policy update) is an event with 
 `effective_at`, and reads fold in the events that are due at the time of the read.
 Events of one wallet take effect in the order they were accepted. The clock is injected
 (`clock`, seconds since the epoch) so tests can move time by hand.
+
+Allocation out of a line of credit is kept as a running total, so a write costs the same
+however many wallets a line has: `allocations.committed_units` is the sum of the limits
+of the line's wallets minus every accepted delete that will succeed, and `releases` holds
+those deletes with the time they take effect. A read at `now` sees the committed total
+plus the releases not yet due. Limits are u64, past SQLite's integers, so totals are
+stored as decimal text and added in Python.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
 import sqlite3
 import threading
 import time
@@ -28,10 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voltage_iac.emulator import invoice
+from voltage_iac.emulator.networks import network_response_name
 from voltage_iac.emulator.seed import validate_seed
-from voltage_iac.model import network_response_name
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 POLICY_NAMESPACE = uuid.UUID("2b7f5a8e-0d4c-5e1f-8a3b-6c9d0e1f2a3b")
 
 # Request field of UpdateWalletPolicyRequest -> policy type in WalletPolicies.
@@ -93,6 +103,62 @@ CREATE TABLE IF NOT EXISTS events (
     effective_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_wallet ON events (wallet_id, seq);
+CREATE TABLE IF NOT EXISTS allocations (
+    line_of_credit_id TEXT PRIMARY KEY,
+    committed_units TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS releases (
+    wallet_id TEXT PRIMARY KEY,
+    line_of_credit_id TEXT NOT NULL,
+    units TEXT NOT NULL,
+    effective_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS releases_by_line ON releases (line_of_credit_id, effective_at);
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    environment_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    name TEXT NOT NULL,
+    events TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    visible_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhooks_by_org ON webhooks (organization_id, environment_id);
+CREATE TABLE IF NOT EXISTS webhook_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    accepted_at REAL NOT NULL,
+    effective_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_events_by_webhook ON webhook_events (webhook_id, seq);
+CREATE TABLE IF NOT EXISTS payments (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    environment_id TEXT NOT NULL,
+    wallet_id TEXT NOT NULL,
+    line_of_credit_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    requested_msats TEXT,
+    fee_basis_points INTEGER,
+    fee_msats TEXT,
+    description TEXT,
+    expiration INTEGER NOT NULL,
+    metadata TEXT,
+    outcome TEXT NOT NULL,
+    payment_request TEXT,
+    payment_hash TEXT,
+    preimage TEXT,
+    created_at REAL NOT NULL,
+    visible_at REAL NOT NULL,
+    invoice_at REAL NOT NULL,
+    settled_at REAL,
+    settled_msats TEXT
+);
+CREATE INDEX IF NOT EXISTS payments_by_env ON payments (organization_id, environment_id);
 """
 
 
@@ -100,13 +166,20 @@ class RuleError(Exception):
     """A request the API refuses: HTTP status, error type, detail and context."""
 
     def __init__(
-        self, status: int, error_type: str, detail: str, context: dict[str, Any] | None = None
+        self,
+        status: int,
+        error_type: str,
+        detail: str,
+        context: dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.error_type = error_type
         self.detail = detail
         self.context = context
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -198,6 +271,77 @@ class LineSummary:
     disabled_at: float | None
 
 
+WEBHOOK_STATUSES = ("active", "stopped", "deleted")
+
+
+@dataclass(frozen=True)
+class NewWebhook:
+    """A webhook create whose shape the HTTP front has already checked."""
+
+    id: str
+    environment_id: str
+    url: str
+    name: str
+    events: tuple[tuple[str, str], ...]  # (kind, event), e.g. ("send", "succeeded")
+
+
+@dataclass(frozen=True)
+class WebhookView:
+    """A webhook as a read at one instant sees it."""
+
+    id: str
+    organization_id: str
+    environment_id: str
+    url: str
+    name: str
+    events: tuple[tuple[str, str], ...]
+    status: str  # active | stopped | deleted
+    created_at: float
+    updated_at: float
+    stopped_at: float | None
+    deleted_at: float | None
+    visible: bool
+    delete_pending: bool
+
+
+@dataclass(frozen=True)
+class NewReceive:
+    """A receive-payment create whose shape the HTTP front has already checked."""
+
+    id: str
+    wallet_id: str
+    amount_msats: int | None  # None: any amount
+    description: str | None
+    expiration: int
+    metadata: dict[str, str] | None
+
+
+@dataclass(frozen=True)
+class ReceiveView:
+    """A receive payment as a read at one instant sees it."""
+
+    id: str
+    organization_id: str
+    environment_id: str
+    wallet_id: str
+    line_of_credit_id: str
+    requested_msats: int | None
+    fee_basis_points: int | None
+    fee_msats: int | None
+    description: str | None
+    expiration: int
+    metadata: dict[str, str] | None
+    status: str  # generating | receiving | completed | expired | failed
+    error: tuple[str, str, str] | None  # (type, code, detail)
+    payment_request: str | None  # only once generated
+    payment_hash: str | None
+    preimage: str | None  # only once completed
+    created_at: float
+    updated_at: float
+    visible: bool
+    settled_msats: int | None
+
+
 def hash_key(key: str) -> str:
     """Keys are stored as SHA-256 digests, never as given."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
@@ -221,8 +365,12 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             with self._write() as db:
                 db.executescript_safe(_SCHEMA)
+                row = db.one_or_none("SELECT value FROM meta WHERE key = 'schema_version'")
+                if row is not None and row["value"] != SCHEMA_VERSION:
+                    # A database of an earlier version: derive the running totals once.
+                    self._rebuild_allocations(db)
                 db.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (SCHEMA_VERSION,),
                 )
 
@@ -279,23 +427,24 @@ class Store:
         org = data["organization_id"]
         with self._write() as db:
             db.execute("INSERT OR IGNORE INTO organizations (id) VALUES (?)", (org,))
-            for env in data["environments"]:
-                db.execute(
-                    "INSERT OR REPLACE INTO environments (id, organization_id, name, network) "
-                    "VALUES (?, ?, ?, ?)",
-                    (env["id"], org, env["name"], env["network"]),
-                )
-            for key in data["api_keys"]:
-                db.execute(
-                    "INSERT OR REPLACE INTO api_keys "
-                    "(key_hash, organization_id, access, environment_id) VALUES (?, ?, ?, ?)",
-                    (hash_key(key["key"]), org, key["access"], key["environment_id"]),
-                )
-            for line in data["lines_of_credit"]:
-                db.execute(
-                    "INSERT OR REPLACE INTO lines_of_credit (id, organization_id, "
-                    "environment_id, network, limit_units, currency, disabled_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.executemany(
+                "INSERT OR REPLACE INTO environments (id, organization_id, name, network) "
+                "VALUES (?, ?, ?, ?)",
+                [(env["id"], org, env["name"], env["network"]) for env in data["environments"]],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO api_keys "
+                "(key_hash, organization_id, access, environment_id) VALUES (?, ?, ?, ?)",
+                [
+                    (hash_key(key["key"]), org, key["access"], key["environment_id"])
+                    for key in data["api_keys"]
+                ],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO lines_of_credit (id, organization_id, "
+                "environment_id, network, limit_units, currency, disabled_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
                     (
                         line["id"],
                         org,
@@ -304,14 +453,18 @@ class Store:
                         str(line["limit"]),
                         line["currency"],
                         now if line["disabled"] else None,
-                    ),
-                )
-            for wallet in data["wallets"]:
-                db.execute("DELETE FROM events WHERE wallet_id = ?", (wallet["id"],))
-                db.execute(
-                    "INSERT OR REPLACE INTO wallets (id, organization_id, environment_id, "
-                    "line_of_credit_id, name, limit_units, network, metadata, balance_msats, "
-                    "created_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    for line in data["lines_of_credit"]
+                ],
+            )
+            wallet_ids = [(wallet["id"],) for wallet in data["wallets"]]
+            db.executemany("DELETE FROM events WHERE wallet_id = ?", wallet_ids)
+            db.executemany("DELETE FROM releases WHERE wallet_id = ?", wallet_ids)
+            db.executemany(
+                "INSERT OR REPLACE INTO wallets (id, organization_id, environment_id, "
+                "line_of_credit_id, name, limit_units, network, metadata, balance_msats, "
+                "created_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
                     (
                         wallet["id"],
                         org,
@@ -324,16 +477,63 @@ class Store:
                         wallet["balance_msats"],
                         now,
                         now,
-                    ),
-                )
-                if not wallet["active"]:
-                    self._add_event(db, wallet["id"], "delete", {"fails": False}, now, now)
+                    )
+                    for wallet in data["wallets"]
+                ],
+            )
+            deleted = [w for w in data["wallets"] if not w["active"]]
+            db.executemany(
+                "INSERT INTO events (wallet_id, kind, payload, accepted_at, effective_at) "
+                "VALUES (?, 'delete', ?, ?, ?)",
+                [(w["id"], json.dumps({"fails": False}), now, now) for w in deleted],
+            )
+            db.executemany(
+                "INSERT INTO releases (wallet_id, line_of_credit_id, units, effective_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(w["id"], w["line_of_credit_id"], str(w["limit"]), now) for w in deleted],
+            )
+            self._rebuild_allocations(db, organization_id=org)
+            hook_ids = [(hook["id"],) for hook in data["webhooks"]]
+            db.executemany("DELETE FROM webhook_events WHERE webhook_id = ?", hook_ids)
+            db.executemany(
+                "INSERT OR REPLACE INTO webhooks (id, organization_id, environment_id, url, "
+                "name, events, secret_hash, created_at, visible_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        hook["id"],
+                        org,
+                        hook["environment_id"],
+                        hook["url"],
+                        hook["name"],
+                        json.dumps([list(e) for e in hook["events"]]),
+                        hash_key(hook["shared_secret"] or secrets.token_urlsafe(32)),
+                        now,
+                        now,
+                    )
+                    for hook in data["webhooks"]
+                ],
+            )
+            db.executemany(
+                "INSERT INTO webhook_events (webhook_id, kind, payload, accepted_at, "
+                "effective_at) VALUES (?, ?, '{}', ?, ?)",
+                [
+                    (hook["id"], "stop" if hook["status"] == "stopped" else "delete", now, now)
+                    for hook in data["webhooks"]
+                    if hook["status"] != "active"
+                ],
+            )
         return data
 
     def reset(self) -> None:
         """Forget everything (organizations, keys, wallets, history)."""
         with self._write() as db:
             for table in (
+                "payments",
+                "webhook_events",
+                "webhooks",
+                "releases",
+                "allocations",
                 "events",
                 "wallets",
                 "lines_of_credit",
@@ -513,6 +713,7 @@ class Store:
                     now + max(0.0, delay),
                 ),
             )
+            self._commit_units(db, line["id"], request.limit)
 
     def rename_wallet(
         self, organization_id: str, wallet_id: str, name: str, *, delay: float
@@ -545,7 +746,15 @@ class Store:
                 )
             if view.delete_pending:
                 return
-            self._add_event(db, wallet_id, "delete", {"fails": fails}, now, now + delay)
+            effective = self._add_event(db, wallet_id, "delete", {"fails": fails}, now, now + delay)
+            if not fails:
+                # The limit goes back to the line when the delete takes effect.
+                db.execute(
+                    "INSERT INTO releases (wallet_id, line_of_credit_id, units, effective_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (wallet_id, view.line_of_credit_id, str(view.limit), effective),
+                )
+                self._commit_units(db, view.line_of_credit_id, -view.limit)
 
     def update_policies(
         self, organization_id: str, wallet_id: str, changes: Mapping[str, Any], *, delay: float
@@ -582,7 +791,8 @@ class Store:
         payload: Mapping[str, Any],
         accepted_at: float,
         effective_at: float,
-    ) -> None:
+    ) -> float:
+        """Record a change of a wallet; returns when it takes effect."""
         # A wallet's changes take effect in the order they were accepted, never before
         # the wallet itself is visible.
         row = db.one(
@@ -597,10 +807,66 @@ class Store:
             "VALUES (?, ?, ?, ?, ?)",
             (wallet_id, kind, json.dumps(dict(payload)), accepted_at, effective),
         )
+        return float(effective)
 
     def _allocated(self, db: _Tx, line_id: str, now: float) -> int:
-        rows = db.all("SELECT * FROM wallets WHERE line_of_credit_id = ?", (line_id,))
-        return sum(v.limit for v in self._views(db, rows, now) if v.holds_allocation)
+        """What the line has allocated at `now`: the running total plus the deletes
+        accepted but not yet effective (their limits are still held)."""
+        row = db.one_or_none(
+            "SELECT committed_units FROM allocations WHERE line_of_credit_id = ?", (line_id,)
+        )
+        committed = int(row["committed_units"]) if row is not None else 0
+        pending = db.all(
+            "SELECT units FROM releases WHERE line_of_credit_id = ? AND effective_at > ?",
+            (line_id, now),
+        )
+        return committed + sum(int(r["units"]) for r in pending)
+
+    def _commit_units(self, db: _Tx, line_id: str, units: int) -> None:
+        row = db.one_or_none(
+            "SELECT committed_units FROM allocations WHERE line_of_credit_id = ?", (line_id,)
+        )
+        committed = (int(row["committed_units"]) if row is not None else 0) + units
+        db.execute(
+            "INSERT OR REPLACE INTO allocations (line_of_credit_id, committed_units) VALUES (?, ?)",
+            (line_id, str(committed)),
+        )
+
+    def _rebuild_allocations(self, db: _Tx, *, organization_id: str | None = None) -> None:
+        """Recompute the running totals from the wallets (of one organization, or all):
+        once per seed or upgrade, linear in the wallets."""
+        org_filter = "" if organization_id is None else " WHERE organization_id = ?"
+        args: tuple[Any, ...] = () if organization_id is None else (organization_id,)
+        if organization_id is None:
+            # Releases come from the recorded deletes that will succeed.
+            db.execute("DELETE FROM releases")
+            for ev in db.all("SELECT * FROM events WHERE kind = 'delete' ORDER BY seq"):
+                if json.loads(ev["payload"]).get("fails"):
+                    continue
+                db.execute(
+                    "INSERT OR IGNORE INTO releases (wallet_id, line_of_credit_id, units, "
+                    "effective_at) SELECT id, line_of_credit_id, limit_units, ? "
+                    "FROM wallets WHERE id = ?",
+                    (ev["effective_at"], ev["wallet_id"]),
+                )
+        totals: dict[str, int] = {
+            r["id"]: 0 for r in db.all("SELECT id FROM lines_of_credit" + org_filter, args)
+        }
+        for r in db.all("SELECT line_of_credit_id, limit_units FROM wallets" + org_filter, args):
+            line = r["line_of_credit_id"]
+            totals[line] = totals.get(line, 0) + int(r["limit_units"])
+        released = db.all(
+            "SELECT r.line_of_credit_id, r.units FROM releases r JOIN wallets w "
+            "ON w.id = r.wallet_id" + org_filter.replace("organization_id", "w.organization_id"),
+            args,
+        )
+        for r in released:
+            line = r["line_of_credit_id"]
+            totals[line] = totals.get(line, 0) - int(r["units"])
+        db.executemany(
+            "INSERT OR REPLACE INTO allocations (line_of_credit_id, committed_units) VALUES (?, ?)",
+            [(line, str(total)) for line, total in totals.items()],
+        )
 
     def set_balance(self, wallet_id: str, balance_msats: int) -> None:
         """Give a wallet funds (the emulator has no payments; tests and demos use this)."""
@@ -614,6 +880,342 @@ class Store:
             )
             if cur.rowcount == 0:
                 raise KeyError(wallet_id)
+
+    # --- webhooks --------------------------------------------------------------------
+
+    def create_webhook(
+        self, organization_id: str, request: NewWebhook, secret: str, *, delay: float
+    ) -> None:
+        """Accept a webhook create (the shared secret is stored as a digest only). Raises
+        RuleError 409 `webhook_exists` for an id ever used, pending or deleted."""
+        now = self.now()
+        with self._write() as db:
+            env = db.one_or_none(
+                "SELECT id FROM environments WHERE id = ? AND organization_id = ?",
+                (request.environment_id, organization_id),
+            )
+            if env is None:
+                raise RuleError(
+                    400,
+                    "invalid_webhook",
+                    "the environment is not an environment of this organization",
+                )
+            if db.one_or_none("SELECT id FROM webhooks WHERE id = ?", (request.id,)):
+                raise RuleError(
+                    409,
+                    "webhook_exists",
+                    "a webhook with this id already exists or existed",
+                    {"webhook_id": request.id},
+                )
+            db.execute(
+                "INSERT INTO webhooks (id, organization_id, environment_id, url, name, events, "
+                "secret_hash, created_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    request.id,
+                    organization_id,
+                    request.environment_id,
+                    request.url,
+                    request.name,
+                    json.dumps([list(e) for e in request.events]),
+                    hash_key(secret),
+                    now,
+                    now + max(0.0, delay),
+                ),
+            )
+
+    def get_webhook(
+        self, organization_id: str, environment_id: str, webhook_id: str
+    ) -> WebhookView | None:
+        """The webhook if its creation is visible in that environment (deleted included)."""
+        now = self.now()
+        with self._read() as db:
+            row = db.one_or_none(
+                "SELECT * FROM webhooks WHERE id = ? AND organization_id = ? "
+                "AND environment_id = ?",
+                (webhook_id, organization_id, environment_id),
+            )
+            if row is None:
+                return None
+            view = self._webhook_views(db, [row], now)[0]
+        return view if view.visible else None
+
+    def list_webhooks(
+        self,
+        organization_id: str,
+        *,
+        environment_ids: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+        sort_key: str = "created_at",
+        descending: bool = False,
+    ) -> list[WebhookView]:
+        """Visible webhooks of an organization. Without `statuses`, deleted ones are left
+        out; `statuses` picks exactly the statuses named."""
+        now = self.now()
+        with self._read() as db:
+            rows = db.all(
+                "SELECT * FROM webhooks WHERE organization_id = ? ORDER BY created_at, id",
+                (organization_id,),
+            )
+            views = self._webhook_views(db, rows, now)
+        wanted = set(statuses) if statuses else {"active", "stopped"}
+        result = [
+            v
+            for v in views
+            if v.visible
+            and v.status in wanted
+            and (environment_ids is None or v.environment_id in environment_ids)
+        ]
+        result.sort(key=lambda v: (getattr(v, sort_key), v.id), reverse=descending)
+        return result
+
+    def change_webhook(
+        self,
+        organization_id: str,
+        environment_id: str,
+        webhook_id: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        delay: float,
+    ) -> None:
+        """Accept an update, start, stop or delete of a visible webhook that is not deleted;
+        it takes effect after `delay`. A delete while one is pending does nothing more."""
+        if kind not in ("update", "start", "stop", "delete"):
+            raise ValueError(f"unknown webhook change {kind!r}")
+        now = self.now()
+        with self._write() as db:
+            view = self._webhook_in(db, organization_id, environment_id, webhook_id, now)
+            if view is None or view.status == "deleted":
+                raise _webhook_not_found(webhook_id)
+            if kind == "delete" and view.delete_pending:
+                return
+            self._add_webhook_event(db, webhook_id, kind, payload, now, now + delay)
+
+    def rotate_webhook_secret(
+        self, organization_id: str, environment_id: str, webhook_id: str, secret: str
+    ) -> None:
+        """Replace the webhook's shared secret (from this moment; stored as a digest)."""
+        now = self.now()
+        with self._write() as db:
+            view = self._webhook_in(db, organization_id, environment_id, webhook_id, now)
+            if view is None or view.status == "deleted" or view.delete_pending:
+                raise _webhook_not_found(webhook_id)
+            db.execute(
+                "UPDATE webhooks SET secret_hash = ? WHERE id = ?", (hash_key(secret), webhook_id)
+            )
+
+    def webhook_secret_matches(self, webhook_id: str, secret: str) -> bool:
+        """True when `secret` is the webhook's current shared secret (for tests and demos:
+        the emulator keeps only its digest)."""
+        with self._read() as db:
+            row = db.one_or_none("SELECT secret_hash FROM webhooks WHERE id = ?", (webhook_id,))
+        return row is not None and hmac.compare_digest(row["secret_hash"], hash_key(secret))
+
+    def _webhook_in(
+        self, db: _Tx, organization_id: str, environment_id: str, webhook_id: str, now: float
+    ) -> WebhookView | None:
+        row = db.one_or_none(
+            "SELECT * FROM webhooks WHERE id = ? AND organization_id = ? AND environment_id = ?",
+            (webhook_id, organization_id, environment_id),
+        )
+        if row is None:
+            return None
+        view = self._webhook_views(db, [row], now)[0]
+        return view if view.visible else None
+
+    def _webhook_views(self, db: _Tx, rows: Sequence[sqlite3.Row], now: float) -> list[WebhookView]:
+        ids = [row["id"] for row in rows]
+        events: dict[str, list[sqlite3.Row]] = {i: [] for i in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" for _ in chunk)
+            for ev in db.all(
+                f"SELECT * FROM webhook_events WHERE webhook_id IN ({marks}) ORDER BY seq", chunk
+            ):
+                events[ev["webhook_id"]].append(ev)
+        return [_fold_webhook(row, events[row["id"]], now) for row in rows]
+
+    def _add_webhook_event(
+        self,
+        db: _Tx,
+        webhook_id: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        accepted_at: float,
+        effective_at: float,
+    ) -> None:
+        row = db.one(
+            "SELECT MAX(e) AS floor FROM (SELECT MAX(effective_at) AS e FROM webhook_events "
+            "WHERE webhook_id = ? UNION ALL SELECT visible_at AS e FROM webhooks WHERE id = ?)",
+            (webhook_id, webhook_id),
+        )
+        floor = row["floor"]
+        effective = max(effective_at, floor) if floor is not None else effective_at
+        db.execute(
+            "INSERT INTO webhook_events (webhook_id, kind, payload, accepted_at, effective_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (webhook_id, kind, json.dumps(dict(payload)), accepted_at, effective),
+        )
+
+    # --- receive payments ------------------------------------------------------------
+
+    def node_key(self) -> str:
+        """The emulator's throwaway Lightning node key (hex), made once per database."""
+        with self._write() as db:
+            row = db.one_or_none("SELECT value FROM meta WHERE key = 'node_key'")
+            if row is not None:
+                return str(row["value"])
+            key = invoice.new_node_key()
+            db.execute("INSERT INTO meta (key, value) VALUES ('node_key', ?)", (key,))
+            return key
+
+    def create_receive(
+        self,
+        organization_id: str,
+        environment_id: str,
+        request: NewReceive,
+        *,
+        delay: float,
+        invoice_delay: float,
+        outcome: str = "invoice",
+    ) -> None:
+        """Accept a receive: visible after `delay`, `generating` until `invoice_delay`
+        later, then `receiving` with its invoice, or `failed` (`outcome` "failed" or
+        "fee_refused"). An any-amount receive on a wallet with a nonzero receive
+        processing fee is refused that way too. Raises RuleError (409 on a used id)."""
+        if outcome not in ("invoice", "failed", "fee_refused"):
+            raise ValueError(f"unknown receive outcome {outcome!r}")
+        now = self.now()
+        key = self.node_key()
+        with self._write() as db:
+            if db.one_or_none("SELECT id FROM payments WHERE id = ?", (request.id,)):
+                raise RuleError(
+                    409,
+                    "payment_exists",
+                    "a payment with this id already exists",
+                    {"payment_id": request.id},
+                )
+            wallet = self._view_in(db, organization_id, request.wallet_id, now)
+            if wallet is None or not wallet.visible or not wallet.active:
+                raise RuleError(
+                    400, "invalid_payment", "no active wallet with this id in the organization"
+                )
+            if wallet.environment_id != environment_id:
+                raise RuleError(
+                    400,
+                    "environment_match_failed",
+                    "the wallet is not in the environment of the request",
+                )
+            fee_bps = 0
+            if wallet.policies is not None:
+                for policy in wallet.policies.policies:
+                    if policy.type == "processing_fee":
+                        fee_bps = int(policy.value["receive_basis_points"])
+            if request.amount_msats is None and fee_bps > 0:
+                outcome = "fee_refused"
+            fee = None
+            if request.amount_msats is not None and fee_bps > 0:
+                fee = -(-request.amount_msats * fee_bps // 10_000)  # rounded up
+            visible_at = now + max(0.0, delay)
+            invoice_at = visible_at + max(0.0, invoice_delay)
+            issued = None
+            if outcome == "invoice":
+                total = None if request.amount_msats is None else request.amount_msats + (fee or 0)
+                issued = invoice.issue(
+                    network=wallet.network,
+                    amount_msats=total,
+                    description=request.description or "",
+                    expiry_seconds=request.expiration,
+                    created_at=int(invoice_at),
+                    private_key_hex=key,
+                )
+            db.execute(
+                "INSERT INTO payments (id, organization_id, environment_id, wallet_id, "
+                "line_of_credit_id, kind, requested_msats, fee_basis_points, fee_msats, "
+                "description, expiration, metadata, outcome, payment_request, payment_hash, "
+                "preimage, created_at, visible_at, invoice_at) "
+                "VALUES (?, ?, ?, ?, ?, 'bolt11', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    request.id,
+                    organization_id,
+                    environment_id,
+                    request.wallet_id,
+                    wallet.line_of_credit_id,
+                    None if request.amount_msats is None else str(request.amount_msats),
+                    fee_bps or None,
+                    None if fee is None else str(fee),
+                    request.description,
+                    request.expiration,
+                    json.dumps(request.metadata) if request.metadata else None,
+                    outcome,
+                    issued.payment_request if issued else None,
+                    issued.payment_hash if issued else None,
+                    issued.preimage if issued else None,
+                    now,
+                    visible_at,
+                    invoice_at,
+                ),
+            )
+
+    def get_receive(
+        self, organization_id: str, environment_id: str, payment_id: str
+    ) -> ReceiveView | None:
+        now = self.now()
+        with self._read() as db:
+            row = db.one_or_none(
+                "SELECT * FROM payments WHERE id = ? AND organization_id = ? "
+                "AND environment_id = ?",
+                (payment_id, organization_id, environment_id),
+            )
+        if row is None:
+            return None
+        view = _fold_receive(row, now)
+        return view if view.visible else None
+
+    def list_receives(self, organization_id: str, environment_id: str) -> list[ReceiveView]:
+        """Visible receives of an environment, oldest first (the HTTP front filters,
+        sorts and pages)."""
+        now = self.now()
+        with self._read() as db:
+            rows = db.all(
+                "SELECT * FROM payments WHERE organization_id = ? AND environment_id = ? "
+                "ORDER BY created_at, id",
+                (organization_id, environment_id),
+            )
+        return [v for v in (_fold_receive(r, now) for r in rows) if v.visible]
+
+    def settle_receive(self, payment_id: str, amount_msats: int | None = None) -> ReceiveView:
+        """Pay a receive's invoice (the emulator has no payers; tests and demos use this):
+        it completes now and its wallet is credited the principal. An any-amount invoice
+        needs `amount_msats`. Raises KeyError (unknown) or ValueError (not receiving)."""
+        now = self.now()
+        with self._write() as db:
+            row = db.one_or_none("SELECT * FROM payments WHERE id = ?", (payment_id,))
+            if row is None:
+                raise KeyError(payment_id)
+            view = _fold_receive(row, now)
+            if view.status != "receiving":
+                raise ValueError(f"the payment is {view.status}, not receiving")
+            if view.requested_msats is not None:
+                if amount_msats not in (None, view.requested_msats):
+                    raise ValueError("a fixed-amount invoice is paid its own amount")
+                amount = view.requested_msats
+            else:
+                if isinstance(amount_msats, bool) or not isinstance(amount_msats, int):
+                    raise ValueError("an any-amount invoice needs amount_msats")
+                if not 1 <= amount_msats < 2**63:
+                    raise ValueError("amount_msats must be >= 1")
+                amount = amount_msats
+            db.execute(
+                "UPDATE payments SET settled_at = ?, settled_msats = ? WHERE id = ?",
+                (now, str(amount), payment_id),
+            )
+            db.execute(
+                "UPDATE wallets SET balance_msats = balance_msats + ? WHERE id = ?",
+                (amount, view.wallet_id),
+            )
+            updated = db.one("SELECT * FROM payments WHERE id = ?", (payment_id,))
+        return _fold_receive(updated, now)
 
     # --- lines of credit -------------------------------------------------------------
 
@@ -679,6 +1281,12 @@ class Store:
             lines = [self._summary(db, r, now) for r in line_rows]
             wallet_rows = db.all("SELECT * FROM wallets ORDER BY created_at, id")
             wallets = self._views(db, wallet_rows, now)
+            payment_rows = db.all("SELECT * FROM payments ORDER BY created_at, id")
+            receives = [_fold_receive(r, now) for r in payment_rows]
+            node = db.one_or_none("SELECT value FROM meta WHERE key = 'node_key'")
+            webhook_rows = db.all("SELECT * FROM webhooks ORDER BY created_at, id")
+            webhooks = self._webhook_views(db, webhook_rows, now)
+            secret_hashes = {r["id"]: r["secret_hash"] for r in webhook_rows}
             pending = {
                 r["wallet_id"]: r["n"]
                 for r in db.all(
@@ -724,6 +1332,36 @@ class Store:
                 }
                 for w in wallets
             ],
+            "webhooks": [
+                {
+                    "id": h.id,
+                    "organization_id": h.organization_id,
+                    "environment_id": h.environment_id,
+                    "url": h.url,
+                    "name": h.name,
+                    "events": [{kind: event} for kind, event in h.events],
+                    "status": h.status,
+                    "visible": h.visible,
+                    # A digest, never the secret: lets a test tell which secret is current.
+                    "shared_secret_sha256": secret_hashes[h.id],
+                }
+                for h in webhooks
+            ],
+            "node_public_key": invoice.node_public_key(node["value"]) if node else None,
+            "payments": [
+                {
+                    "id": p.id,
+                    "organization_id": p.organization_id,
+                    "environment_id": p.environment_id,
+                    "wallet_id": p.wallet_id,
+                    "direction": "receive",
+                    "status": p.status,
+                    "visible": p.visible,
+                    "requested_msats": p.requested_msats,
+                    "settled_msats": p.settled_msats,
+                }
+                for p in receives
+            ],
         }
 
 
@@ -735,6 +1373,10 @@ class _Tx:
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self._db.execute(sql, tuple(args))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._db.executemany(sql, rows)
 
     def executescript_safe(self, script: str) -> None:
         # executescript() would COMMIT the open transaction; run statement by statement.
@@ -763,6 +1405,118 @@ def _wallet_not_found(wallet_id: str) -> RuleError:
         "no wallet with this id in the organization",
         {"wallet_id": wallet_id},
     )
+
+
+def _webhook_not_found(webhook_id: str) -> RuleError:
+    return RuleError(
+        404,
+        "webhook_not_found",
+        "no webhook with this id in the environment",
+        {"webhook_id": webhook_id},
+    )
+
+
+def _fold_webhook(row: sqlite3.Row, events: Sequence[sqlite3.Row], now: float) -> WebhookView:
+    """The webhook at `now`: its row plus every change due by then, in acceptance order."""
+    created_at = float(row["created_at"])
+    url, name = row["url"], row["name"]
+    subscribed = tuple((kind, event) for kind, event in json.loads(row["events"]))
+    status = "active"
+    updated_at = created_at
+    stopped_at: float | None = None
+    deleted_at: float | None = None
+    delete_pending = False
+    for ev in events:
+        at = float(ev["effective_at"])
+        if at > now:
+            delete_pending = delete_pending or ev["kind"] == "delete"
+            continue
+        payload = json.loads(ev["payload"])
+        if ev["kind"] == "update":
+            url = payload.get("url") or url
+            name = payload.get("name") or name
+            subscribed = tuple((kind, event) for kind, event in payload["events"])
+        elif ev["kind"] == "stop" and status == "active":
+            status, stopped_at = "stopped", at
+        elif ev["kind"] == "start" and status == "stopped":
+            status, stopped_at = "active", None
+        elif ev["kind"] == "delete":
+            status, deleted_at = "deleted", at
+        updated_at = at
+    return WebhookView(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        environment_id=row["environment_id"],
+        url=url,
+        name=name,
+        events=subscribed,
+        status=status,
+        created_at=created_at,
+        updated_at=updated_at,
+        stopped_at=stopped_at,
+        deleted_at=deleted_at,
+        visible=now >= float(row["visible_at"]),
+        delete_pending=delete_pending and status != "deleted",
+    )
+
+
+def _fold_receive(row: sqlite3.Row, now: float) -> ReceiveView:
+    """A receive at `now`: generating -> receiving -> completed | expired, or failed."""
+    visible_at = float(row["visible_at"])
+    invoice_at = float(row["invoice_at"])
+    expires_at = invoice_at + int(row["expiration"])
+    settled_at = row["settled_at"]
+    error: tuple[str, str, str] | None = None
+    payment_request = None
+    preimage = None
+    if now < invoice_at:
+        status, updated_at = "generating", visible_at
+    elif row["outcome"] == "fee_refused":
+        status, updated_at = "failed", invoice_at
+        error = (
+            "receive_failed",
+            "invalid_payment_amount",
+            "an any-amount receive needs a receive processing fee rate of zero",
+        )
+    elif row["outcome"] == "failed":
+        status, updated_at = "failed", invoice_at
+        error = ("receive_failed", "receive_failed", "the invoice could not be generated")
+    elif settled_at is not None and float(settled_at) <= now:
+        status, updated_at = "completed", float(settled_at)
+        payment_request, preimage = row["payment_request"], row["preimage"]
+    elif now >= expires_at:
+        status, updated_at = "expired", expires_at
+        payment_request = row["payment_request"]
+    else:
+        status, updated_at = "receiving", invoice_at
+        payment_request = row["payment_request"]
+    metadata_text = row["metadata"]
+    return ReceiveView(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        environment_id=row["environment_id"],
+        wallet_id=row["wallet_id"],
+        line_of_credit_id=row["line_of_credit_id"],
+        requested_msats=_int_or_none(row["requested_msats"]),
+        fee_basis_points=row["fee_basis_points"],
+        fee_msats=_int_or_none(row["fee_msats"]),
+        description=row["description"],
+        expiration=int(row["expiration"]),
+        metadata=json.loads(metadata_text) if metadata_text else None,
+        status=status,
+        error=error,
+        payment_request=payment_request,
+        payment_hash=row["payment_hash"] if payment_request else None,
+        preimage=preimage,
+        created_at=float(row["created_at"]),
+        updated_at=updated_at,
+        visible=now >= visible_at,
+        settled_msats=_int_or_none(row["settled_msats"]) if status == "completed" else None,
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _fold(row: sqlite3.Row, events: Sequence[sqlite3.Row], now: float) -> WalletView:
