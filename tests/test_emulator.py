@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from voltage_iac.emulator import DEMO_SEED, EmbeddedEmulator, SeedError, Store
 from voltage_iac.emulator.command import emulator as emulator_group
+from voltage_iac.emulator.errors import ApiKey, EmulatorError
 from voltage_iac.emulator.seed import (
     DEMO_LEGACY_WALLET_ID,
     DEMO_ORGANIZATION_ID,
@@ -29,8 +30,6 @@ from voltage_iac.emulator.seed import (
 )
 from voltage_iac.emulator.server import is_loopback, serve
 from voltage_iac.emulator.store import NewWallet, RuleError
-from voltage_iac.errors import UsageError
-from voltage_iac.secret import Secret
 
 ORG = "11111111-1111-4111-8111-111111111111"
 OTHER_ORG = "99999999-9999-4999-8999-999999999999"
@@ -720,8 +719,8 @@ def test_serve_refuses_non_loopback_hosts(tmp_path: Path) -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert is_loopback("127.8.9.10")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10")
-    with pytest.raises(UsageError, match="loopback"):
-        serve("0.0.0.0", 0, tmp_path / "x.db", api_keys=[Secret("k")])
+    with pytest.raises(EmulatorError, match="loopback"):
+        serve("0.0.0.0", 0, tmp_path / "x.db", api_keys=[ApiKey("k")])
     assert not (tmp_path / "x.db").exists()
 
 
@@ -754,7 +753,7 @@ def test_command_serve_needs_the_key_variable(tmp_path: Path) -> None:
         ["serve", "--db", str(tmp_path / "e.db"), "--api-key-env", "VOLTAGE_IAC_TEST_UNSET_KEY"],
         env={"VOLTAGE_IAC_TEST_UNSET_KEY": ""},
     )
-    assert isinstance(result.exception, UsageError)
+    assert isinstance(result.exception, EmulatorError)
     assert "VOLTAGE_IAC_TEST_UNSET_KEY" in str(result.exception)
 
 

@@ -55,7 +55,20 @@ _state: dict[str, Any] = {"debug": False}
 
 
 class VoltageGroup(click.Group):
-    """Maps every failure to the documented exit codes (click's usage errors included)."""
+    """Maps every failure to the documented exit codes (click's usage errors included).
+
+    The `emulator` commands are loaded only when named, so a run against a real API
+    never imports the emulator or its server."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "emulator"})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "emulator":
+            from voltage_iac.emulator.command import emulator
+
+            return emulator
+        return super().get_command(ctx, cmd_name)
 
     def main(
         self,
@@ -89,6 +102,17 @@ class VoltageGroup(click.Group):
             _report_error(exc)
             code = exc.exit_code
         except Exception as exc:  # a bug: say so plainly, traceback only with --debug
+            if getattr(exc, "user_facing", False) and isinstance(
+                getattr(exc, "exit_code", None), int
+            ):
+                # A part with errors of its own (the emulator) that are meant for users.
+                if _state["debug"]:
+                    traceback.print_exc()
+                click.echo(f"Error: {exc}", err=True)
+                code = exc.exit_code  # type: ignore[attr-defined]
+                if standalone_mode:
+                    sys.exit(code)
+                return code
             if _state["debug"]:
                 traceback.print_exc()
             click.echo(f"Error: unexpected {type(exc).__name__}: {exc}", err=True)
@@ -542,15 +566,6 @@ def import_command(
     else:
         click.echo(text, nl=False)
     return EXIT_OK
-
-
-def _attach_emulator() -> None:
-    from voltage_iac.emulator.command import emulator
-
-    cli.add_command(emulator)
-
-
-_attach_emulator()
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

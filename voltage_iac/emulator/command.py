@@ -3,7 +3,7 @@
 Sits at the command-line edge of the emulator; the main command line attaches the
 `emulator` click group. `serve` runs `server.serve` in the foreground on a loopback
 address; `seed` writes a seed file into an emulator database. Errors are raised as
-`voltage_iac.errors.UsageError` for the main command line to print. The API key the
+`EmulatorError` for the main command line to print. The API key the
 emulator accepts is read from an environment variable, so it never appears in a process
 list, and it is never printed.
 """
@@ -15,12 +15,11 @@ from pathlib import Path
 
 import click
 
+from voltage_iac.emulator.errors import ApiKey, EmulatorError
 from voltage_iac.emulator.faults import Faults
 from voltage_iac.emulator.seed import load_seed_file
 from voltage_iac.emulator.server import serve
 from voltage_iac.emulator.store import Store
-from voltage_iac.errors import UsageError
-from voltage_iac.secret import Secret
 
 DEFAULT_DB = Path(".voltage-iac") / "emulator.db"
 RATE = click.FloatRange(0.0, 1.0)
@@ -158,7 +157,7 @@ def serve_command(
     """Serve the emulator on HTTP until Ctrl-C. Base URL: http://HOST:PORT/v1."""
     key = os.environ.get(api_key_env, "")
     if not key:
-        raise UsageError(
+        raise EmulatorError(
             f"the environment variable {api_key_env} is not set: the emulator needs the "
             "API key it should accept",
             hint=f"export {api_key_env}=<any secret string>, then point the tool at the "
@@ -183,7 +182,7 @@ def serve_command(
             seed=fault_seed,
         )
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise EmulatorError(str(exc)) from None
 
     def ready(url: str) -> None:
         click.echo(f"Voltage API emulator listening on {url}")
@@ -196,7 +195,7 @@ def serve_command(
         port,
         db_path,
         seed_file=seed_file,
-        api_keys=[Secret(key)],
+        api_keys=[ApiKey(key)],
         faults=faults,
         on_ready=ready,
     )

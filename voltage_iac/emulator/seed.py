@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
+from voltage_iac.emulator.errors import EmulatorError
 from voltage_iac.emulator.networks import REQUEST_NETWORKS
-from voltage_iac.errors import UsageError
 
 DEMO_ORGANIZATION_ID = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 DEMO_STAGING_ENVIRONMENT_ID = "5a0c7e9e-2b1d-4f3a-9c8e-1d2e3f4a5b6c"
@@ -91,7 +91,7 @@ ACCESS_LEVELS = ("read", "write")
 CURRENCIES = ("btc",)
 
 
-class SeedError(UsageError):
+class SeedError(EmulatorError):
     """A seed document is invalid: carries every problem found."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
@@ -111,7 +111,7 @@ def load_seed_file(path: str | Path) -> dict[str, Any]:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"cannot read seed file {file}: {exc.strerror or exc}") from None
+        raise EmulatorError(f"cannot read seed file {file}: {exc.strerror or exc}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

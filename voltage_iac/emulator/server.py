@@ -23,11 +23,10 @@ from typing import Any
 import uvicorn
 
 from voltage_iac.emulator.app import EmulatorApp, create_app
+from voltage_iac.emulator.errors import ApiKey, EmulatorError
 from voltage_iac.emulator.faults import Faults
 from voltage_iac.emulator.seed import demo_seed
 from voltage_iac.emulator.store import KeyGrant, Store
-from voltage_iac.errors import UsageError
-from voltage_iac.secret import Secret
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -63,7 +62,7 @@ def is_loopback(host: str) -> bool:
 
 def _bind(host: str, port: int) -> socket.socket:
     if not is_loopback(host):
-        raise UsageError(
+        raise EmulatorError(
             f"the emulator only listens on loopback addresses, not {host!r}",
             hint="use --host 127.0.0.1 (or ::1); it has no real security",
         )
@@ -78,7 +77,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise UsageError(
+        raise EmulatorError(
             f"cannot listen on {address}:{port}: {exc.strerror or exc}",
             hint="pick another --port, or stop whatever is using this one",
         ) from None
@@ -137,7 +136,7 @@ class EmbeddedEmulator:
         db_path: str | Path,
         *,
         seed: Mapping[str, Any] | None = None,
-        api_key: Secret | None = None,
+        api_key: ApiKey | None = None,
         faults: Faults | None = None,
         visibility_delay: float | None = None,
         log_level: str = "warning",
@@ -147,7 +146,7 @@ class EmbeddedEmulator:
         self.faults = faults if faults is not None else Faults()
         if visibility_delay is not None:
             self.faults.update(visibility_delay=visibility_delay)
-        self.api_key = api_key if api_key is not None else Secret(secrets.token_urlsafe(32))
+        self.api_key = api_key if api_key is not None else ApiKey(secrets.token_urlsafe(32))
         self._seed = seed
         self._clock = clock
         self._log_level = log_level
@@ -234,7 +233,7 @@ class EmbeddedEmulator:
 
     def add_key(
         self,
-        key: Secret,
+        key: ApiKey,
         *,
         access: str = "write",
         organization_id: str | None = None,
@@ -258,7 +257,7 @@ def serve(
     db_path: str | Path,
     *,
     seed_file: str | Path | None = None,
-    api_keys: Sequence[Secret] = (),
+    api_keys: Sequence[ApiKey] = (),
     faults: Faults | None = None,
     log_level: str = "warning",
     on_ready: Callable[[str], None] | None = None,

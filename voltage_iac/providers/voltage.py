@@ -626,14 +626,19 @@ def open_backend(
     env = environ
     url = resolve_api_url(desired, options, env)
     if url == EMULATOR:
+        from voltage_iac.emulator.errors import EmulatorError
         from voltage_iac.emulator.server import EmbeddedEmulator
 
         db = options.emulator_db or env.get("VOLTAGE_IAC_EMULATOR_DB") or DEFAULT_EMULATOR_DB
         Path(db).parent.mkdir(parents=True, exist_ok=True)
-        with EmbeddedEmulator(db) as emulator:
+        try:
+            emulator = EmbeddedEmulator(db).start()
+        except EmulatorError as exc:
+            raise UsageError(exc.message, hint=exc.hint) from None
+        try:
             client = VoltageClient(
                 emulator.base_url,
-                emulator.api_key,
+                Secret(emulator.api_key.reveal()),
                 timeout=options.request_timeout,
                 deadline=options.request_deadline,
                 max_requests_per_second=options.max_requests_per_second,
@@ -648,6 +653,8 @@ def open_backend(
                 yield provider
             finally:
                 provider.close()
+        finally:
+            emulator.stop()
         return
 
     key = api_key_from_environment(env)
