@@ -589,7 +589,7 @@ def parse_text(
     lines and columns are the ones the pure-Python parser gives: the two parsers report
     some errors at a different moment and in other words.
     """
-    if fast and CBoundedLoader is not None and not _NON_PRINTABLE.search(text):
+    if fast and CBoundedLoader is not None and not _PURE_ONLY.search(text):
         scratch = Issues()
         try:
             doc = _parse_with(CBoundedLoader, text, file, environ, scratch)
@@ -600,9 +600,12 @@ def parse_text(
     return _parse_with(BoundedLoader, text, file, environ, issues)
 
 
-# Characters the pure-Python reader refuses; libyaml accepts a few of them, so a text
-# holding one always takes the pure path (which refuses it with its position).
-_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+# Text the two parsers read differently always takes the pure path: characters the
+# pure-Python reader refuses (libyaml accepts a few of them); tabs, which libyaml accepts
+# in places the pure-Python parser refuses them (`a\tb: 1`); a byte-order mark after the
+# start, which libyaml skips and the pure-Python parser keeps as text; and the line
+# breaks other than CR and LF.
+_PURE_ONLY = re.compile(yaml.reader.Reader.NON_PRINTABLE.pattern + "|[\t\ufeff\x85\u2028\u2029]")
 
 
 def _parse_with(
