@@ -227,3 +227,76 @@ def test_windows_line_endings_read_the_same_on_both_parsers(name: str) -> None:
         docs.append(doc)
     assert docs[0].data == docs[1].data
     assert docs[0].locs == docs[1].locs
+
+
+# -- the direct pass (no nodes) builds what the composer builds
+
+
+def same_doc(text: str, environ: dict[str, str], reader: Any = None) -> bool:
+    """When the direct pass accepts `text`, the pure path builds the same `Doc`; returns
+    whether the direct pass accepted it."""
+    if loader._PURE_ONLY.search(text):
+        return False  # such text never reaches the fast path
+    scratch = Issues()
+    try:
+        direct = (reader or loader._direct)(text, "x.yaml", environ, scratch)
+    except Exception:  # the fast path gives up by raising too; the pure path then words it
+        return False
+    if direct is None or scratch.items:
+        return False
+    issues = Issues()
+    pure = loader._parse_with(loader.BoundedLoader, text, "x.yaml", environ, issues)
+    assert pure is not None and not issues.items
+    assert direct.data == pure.data
+    assert list(direct.data) == list(pure.data)
+    assert direct.locs == pure.locs
+    assert direct.interpolated == pure.interpolated
+    assert direct.ambiguous == pure.ambiguous
+    return True
+
+
+@pytest.mark.skipif(loader.CBoundedLoader is None, reason="PyYAML was built without libyaml")
+def test_the_direct_pass_builds_what_the_pure_path_builds_for_the_corpus() -> None:
+    accepted = []
+    for path in CORPUS:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        if same_doc(text, ENVIRON):
+            accepted.append(path.name)
+    assert {"lnbits.yaml", "quickstart.yaml", "10-wallets.yml"} <= set(accepted)
+    plain = (
+        NON_ASCII.replace("&a ", "")
+        .replace("*a", "{name: Cee}")
+        .replace("<<: {limit: 2}", "limit: 2")
+    )
+    assert same_doc(plain, {"ORG": "é"})
+
+
+@pytest.mark.skipif(loader.CBoundedLoader is None, reason="PyYAML was built without libyaml")
+@SETTINGS
+@given(st.one_of(YAMLISH, WIDER))
+def test_the_direct_pass_builds_what_the_pure_path_builds_for_any_text(text: str) -> None:
+    same_doc(text, {"ORG": "x"})
+
+
+@pytest.mark.skipif(loader.CBoundedLoader is None, reason="PyYAML was built without libyaml")
+@SETTINGS
+@given(st.one_of(document, mutated_valid_document()))
+def test_the_direct_pass_builds_what_the_pure_path_builds_for_documents(doc: Any) -> None:
+    for flow in (None, False, True):
+        text = yaml.safe_dump(doc, allow_unicode=True, default_flow_style=flow)
+        same_doc(text, {"ORG": "123e4567-e89b-12d3-a456-426614174000", "EMPTY": ""})
+
+
+@pytest.mark.skipif(loader.CBoundedLoader is None, reason="PyYAML was built without libyaml")
+@SETTINGS
+@given(st.one_of(YAMLISH, WIDER))
+def test_the_c_composer_builds_what_the_pure_path_builds_for_any_text(text: str) -> None:
+    same_doc(text, {"ORG": "x"}, loader._composed)
+
+
+@pytest.mark.skipif(loader.CBoundedLoader is None, reason="PyYAML was built without libyaml")
+def test_the_c_composer_builds_what_the_pure_path_builds_for_anchors() -> None:
+    text = (CONFIGS / "good" / "voltage.yaml").read_text()
+    assert "<<:" in text and "&" in text
+    assert same_doc(text, ENVIRON, loader._composed)
+    assert not same_doc(text, ENVIRON, loader._direct), "anchors are left to the composer"

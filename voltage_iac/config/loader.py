@@ -190,6 +190,10 @@ def too_big(size: int) -> FileProblem:
 # Parsing YAML
 
 
+class _GiveUp(Exception):
+    """The fast path met something it leaves to the next reader (at last the pure path)."""
+
+
 class _BoundedCompose:
     """Composes one document with bounded depth and no recursion, from the events of
     either parser (the pure-Python `SafeLoader` or libyaml's `CSafeLoader`).
@@ -199,6 +203,8 @@ class _BoundedCompose:
     Both parsers give the same events with the same marks, so the nodes are the same.
     """
 
+    #: give up on values whose position libyaml reports differently (the C parser)
+    exact_marks_only = False
     # provided by the parser and resolver classes this is mixed into
     get_event: Any
     check_event: Any
@@ -245,6 +251,10 @@ class _BoundedCompose:
                     )
                 node = found
             elif isinstance(event, yaml.ScalarEvent):
+                if self.exact_marks_only and not event.value and event.implicit[0]:
+                    # An empty value (or key): libyaml places it elsewhere than the
+                    # pure-Python parser, and no setting may be empty anyway.
+                    raise _GiveUp
                 tag = event.tag
                 if tag is None or tag == "!":
                     tag = self.resolve(yaml.ScalarNode, event.value, event.implicit)
@@ -307,6 +317,8 @@ if _CSafeLoader is not None:
 
     class _CBoundedLoader(_BoundedCompose, _CSafeLoader):
         """libyaml's C parser under the same composer: used first, for speed."""
+
+        exact_marks_only = True
 
     CBoundedLoader = _CBoundedLoader
 
@@ -590,14 +602,157 @@ def parse_text(
     some errors at a different moment and in other words.
     """
     if fast and CBoundedLoader is not None and not _PURE_ONLY.search(text):
-        scratch = Issues()
-        try:
-            doc = _parse_with(CBoundedLoader, text, file, environ, scratch)
-        except Exception:  # any failure of the fast path: the pure path words it
-            doc = None
-        if doc is not None and not scratch.items:
-            return doc
+        # 1. The common case in one pass over libyaml's events: no anchors, aliases,
+        #    merge keys or tags. 2. Otherwise libyaml's events under the bounded composer.
+        for attempt in (_direct, _composed):
+            scratch = Issues()
+            try:
+                doc = attempt(text, file, environ, scratch)
+            except Exception:  # any failure of the fast path: the pure path words it
+                doc = None
+            if doc is not None and not scratch.items:
+                return doc
     return _parse_with(BoundedLoader, text, file, environ, issues)
+
+
+def _composed(text: str, file: str, environ: Mapping[str, str], issues: Issues) -> Doc | None:
+    return _parse_with(CBoundedLoader, text, file, environ, issues)
+
+
+def _direct(text: str, file: str, environ: Mapping[str, str], issues: Issues) -> Doc | None:
+    """Plain data and positions straight from libyaml's events, without nodes.
+
+    Only for the common case: a single document whose root is a mapping, with no anchor,
+    alias, merge key or explicit tag, no duplicate key, within the bounds. Anything else
+    raises `_GiveUp` and the composer reads the file. What it builds is what the composer
+    and `_Builder` build for the same text (tests/test_config_paths.py compares them).
+    """
+    loader = CBoundedLoader(text)
+    try:
+        doc = Doc(file=file, data={})
+        builder = _Builder(loader, doc, environ, issues)
+        locs = doc.locs
+        resolve = loader.resolve
+        construct = loader.construct_object
+        scalar_events = yaml.ScalarEvent
+        mapping_start = yaml.MappingStartEvent
+        sequence_start = yaml.SequenceStartEvent
+        ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+        scalar_node = yaml.ScalarNode
+        str_tag = "tag:yaml.org,2002:str"
+        allowed = _ALLOWED_SCALAR_TAGS
+        plain_tags: dict[str, str] = {}
+        get_event = loader.get_event
+        if type(get_event()) is not yaml.StreamStartEvent:
+            raise _GiveUp
+        if type(get_event()) is not yaml.DocumentStartEvent:
+            raise _GiveUp
+        # frames: [container, path, pending key (mappings), its mark]
+        stack: list[list[Any]] = []
+        nodes = 0
+        root: Any = None
+        while True:
+            event: Any = get_event()
+            kind = type(event)
+            if kind in ends:
+                value, path = stack.pop()[:2]
+                if not stack:
+                    root = value
+                    break
+            else:
+                if event.anchor is not None or event.tag is not None:
+                    raise _GiveUp
+                nodes += 1
+                if nodes > MAX_NODES:
+                    raise _GiveUp
+                start = event.start_mark
+                if stack:
+                    frame = stack[-1]
+                    container = frame[0]
+                    if type(container) is dict:
+                        if frame[2] is None:  # this event is a key
+                            if kind is not scalar_events:
+                                raise _GiveUp
+                            key = event.value
+                            if key in container or (
+                                event.implicit[0]
+                                and resolve(scalar_node, key, (True, False)) == _MERGE_TAG
+                            ):
+                                raise _GiveUp
+                            frame[2] = key
+                            frame[3] = start
+                            continue
+                        key = frame[2]
+                        key_mark = frame[3]
+                        frame[2] = None
+                        path = (*frame[1], key)
+                        key_line, key_column = key_mark.line + 1, key_mark.column + 1
+                    else:
+                        path = (*frame[1], len(container))
+                        key_line = key_column = None
+                else:
+                    if kind is not mapping_start:
+                        raise _GiveUp
+                    container = None
+                    path = ()
+                    key_line = key_column = None
+                if kind is scalar_events:
+                    raw_text: str = event.value
+                    style = event.style
+                    if not raw_text and event.implicit[0]:
+                        raise _GiveUp  # an empty value: see _BoundedCompose
+                    if event.implicit[0]:
+                        tag = plain_tags.get(raw_text)
+                        if tag is None:
+                            tag = plain_tags[raw_text] = resolve(
+                                scalar_node,
+                                raw_text,
+                                (True, False),
+                            )
+                    else:
+                        tag = str_tag
+                    raw = None
+                    if start.line == event.end_mark.line:
+                        raw = raw_text if not style else f"{style}{raw_text}{style}"
+                    locs[path] = Loc(start.line + 1, start.column + 1, key_line, key_column, raw)
+                    if tag == str_tag:
+                        value = (
+                            builder._interpolate(raw_text, path) if "${" in raw_text else raw_text
+                        )
+                        if "\n" in value:
+                            doc.ambiguous = True
+                    elif tag in allowed:
+                        value = construct(
+                            scalar_node(tag, raw_text, start, event.end_mark, style=style)
+                        )
+                        if isinstance(value, float) and value.is_integer():
+                            doc.ambiguous = True
+                    else:
+                        raise _GiveUp
+                else:
+                    if kind is not mapping_start and kind is not sequence_start:
+                        raise _GiveUp
+                    if len(stack) >= MAX_DEPTH:
+                        raise _GiveUp
+                    locs[path] = Loc(start.line + 1, start.column + 1, key_line, key_column)
+                    stack.append([{} if kind is mapping_start else [], path, None, None])
+                    continue
+            frame = stack[-1]
+            container = frame[0]
+            if type(container) is dict:
+                container[path[-1]] = value
+            else:
+                container.append(value)
+        if type(get_event()) is not yaml.DocumentEndEvent:
+            raise _GiveUp
+        if type(get_event()) is not yaml.StreamEndEvent:
+            raise _GiveUp
+        doc.data = root
+        return doc
+    except _GiveUp:
+        return None
+    finally:
+        loader.dispose()
 
 
 # Text the two parsers read differently always takes the pure path: characters the
