@@ -19,6 +19,7 @@ from typing import Any
 from voltage_iac.config.checks.registry import Context, Section, register
 from voltage_iac.config.document import Path_, canonical_uuid, did_you_mean, is_integer
 from voltage_iac.config.merge import Entry, where
+from voltage_iac.config.schema import entry_fields
 from voltage_iac.identity import LABEL_PREFIX, is_reserved_label
 from voltage_iac.model import DesiredWallet, Policies, ProcessingFee, SourceRef, frozen_map
 from voltage_iac.units import U64_MAX, AmountError, parse_limit
@@ -37,15 +38,14 @@ LNBITS_MARKER_PREFIX = "[iac:"  # starts the ownership marker in a wallet name
 
 
 def _wallet_fields() -> frozenset[str]:
-    from voltage_iac.config.schema import entry_fields
-
     return entry_fields("wallets")
 
 
 def _misspelt(field_name: str, wallet: dict[str, Any]) -> bool:
     """True when an unknown field of the wallet looks like `field_name` (already reported
     as a typo with a did-you-mean hint, so "missing" would only repeat it)."""
-    unknown = [k for k in wallet if k not in _wallet_fields()]
+    known = _wallet_fields()
+    unknown = [k for k in wallet if k not in known]
     return bool(difflib.get_close_matches(field_name, [k.lower() for k in unknown], cutoff=0.6))
 
 
@@ -59,7 +59,14 @@ def _normal_meta_key(key: str) -> str:
 
 def check(ctx: Context) -> dict[str, DesiredWallet]:
     backend = ctx.backend
-    supports = {name for name in _wallet_fields() if backend.supports_field(KIND, name)}
+    fields = _wallet_fields()
+    supports = {name for name in fields if backend.supports_field(KIND, name)}
+    unsupported = fields - supports
+    references = [(f, section) for f, section in REFERENCES.items() if f in supports]
+    parse_limits = "limit" in supports
+    read_metadata = "metadata" in supports
+    read_policies = "policies" in supports
+    pin_ids = "id" in supports
     required = [(f, hint) for f, hint in REQUIRED_WHERE_SUPPORTED.items() if f in supports]
     by_environment = "environment" in supports
     # A backend that chooses the ids itself is matched by the ownership marker
@@ -74,7 +81,7 @@ def check(ctx: Context) -> dict[str, DesiredWallet]:
             ctx.dropped = True
             continue
         doc, path = entry.doc, entry.path
-        ok = not any(f in wallet for f in _wallet_fields() - supports)  # refused by build
+        ok = unsupported.isdisjoint(wallet)  # the others are refused by build.py
         name = _wallet_name(ctx, entry, wallet)
         for field_name, hint in required:
             if field_name not in wallet and not _misspelt(field_name, wallet):
@@ -114,15 +121,15 @@ def check(ctx: Context) -> dict[str, DesiredWallet]:
         else:
             ok = False
         values: dict[str, Any] = {}
-        for field_name, section in REFERENCES.items():
-            if field_name in supports:
-                values[field_name] = _reference(ctx, entry, field_name, section)
-        if "limit" in supports:
+        for field_name, section in references:
+            values[field_name] = found = _reference(ctx, entry, field_name, section)
+            ok = ok and found is not None
+        if parse_limits:
             values["limit"] = _limit(ctx, entry)
-        metadata = _metadata(ctx, entry) if "metadata" in supports else {}
-        policies = _policies(entry) if "policies" in supports else None
+        metadata = _metadata(ctx, entry) if read_metadata else {}
+        policies = _policies(entry) if read_policies else None
         pinned_id: str | None = None
-        if "id" in supports and "id" in wallet:
+        if pin_ids and "id" in wallet:
             pinned_id = canonical_uuid(wallet["id"])
             if pinned_id is not None and pinned_id in pinned:
                 ctx.issues.at(
@@ -134,9 +141,9 @@ def check(ctx: Context) -> dict[str, DesiredWallet]:
             elif pinned_id is not None:
                 pinned[pinned_id] = key
             ok = ok and pinned_id is not None
-        ok = ok and all(values.get(f) is not None for f, _ in required)
-        ok = ok and all(v is not None for f, v in values.items() if f in REFERENCES)
-        ok = ok and ("policies" not in wallet or "policies" not in supports or policies is not None)
+        for field_name, _ in required:
+            ok = ok and values.get(field_name) is not None
+        ok = ok and ("policies" not in wallet or not read_policies or policies is not None)
         protect = wallet.get("protect", False)
         ignore = wallet.get("ignore", [])
         if not ok or name is None or not isinstance(protect, bool):
