@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voltage_iac.config.build import check, state_digest
 from voltage_iac.config.document import MAX_ISSUES, Doc, FileProblem, Issues
@@ -42,7 +42,9 @@ from voltage_iac.config.loader import (
 )
 from voltage_iac.config.schema import SCHEMA_PATH, load_schema, schema_issues
 from voltage_iac.errors import ConfigError, ConfigIssue
-from voltage_iac.model import DesiredState
+
+if TYPE_CHECKING:
+    from voltage_iac.model import DesiredState
 
 __all__ = [
     "MAX_ALIAS_NODES",
