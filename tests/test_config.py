@@ -534,3 +534,216 @@ def test_examples_are_valid(path: Path | None) -> None:
     # Any variable an example uses gets a UUID: valid for ids, and text for names.
     env = {name: ORG for name in re.findall(r"\$\{(\w+)\}", path.read_text())}
     assert isinstance(load_config(path, environ=env), DesiredState)
+
+
+# -- did-you-mean never leads to mainnet ----------------------------------------------
+
+
+@pytest.mark.parametrize("written", ["signet", "mainet", "main", "Mainnet", "mainnet3"])
+def test_mainnet_is_never_suggested(written: str) -> None:
+    issues = refused(MINIMAL.replace("network: mutinynet", f"network: {written}"))
+    (issue,) = [i for i in issues if "is not one of" in i.message]
+    assert issue.line == 6
+    assert issue.hint == "use one of: mainnet, testnet3, mutinynet"
+
+
+@pytest.mark.parametrize(("written", "meant"), [("testnet4", "testnet3"), ("mutiny", "mutinynet")])
+def test_other_networks_are_still_suggested(written: str, meant: str) -> None:
+    issues = refused(MINIMAL.replace("network: mutinynet", f"network: {written}"))
+    (issue,) = [i for i in issues if "is not one of" in i.message]
+    assert issue.hint is not None and issue.hint.startswith(f"did you mean `{meant}`?")
+
+
+# -- the organization from the environment ----------------------------------------------
+
+NO_ORG = MINIMAL.replace(f"provider:\n  organization_id: {ORG}\n", "provider: {}\n")
+
+
+def test_organization_id_falls_back_to_the_environment_variable() -> None:
+    assert "organization_id" not in NO_ORG
+    upper = ORG.upper()
+    state = load_config_string(NO_ORG, environ={"VOLTAGE_ORGANIZATION_ID": upper})
+    assert state.organization_id == ORG
+    written = load_config_string(MINIMAL, environ={"VOLTAGE_ORGANIZATION_ID": PROD})
+    assert written.organization_id == ORG, "the file wins over the environment"
+    assert state.digest == written.digest
+
+
+def test_organization_id_missing_everywhere_names_both_places() -> None:
+    (issue,) = refused(NO_ORG, environ={})
+    assert issue.line == 3
+    assert "missing `organization_id`" in issue.message
+    assert "VOLTAGE_ORGANIZATION_ID is not set" in issue.message
+    assert issue.hint is not None and "export VOLTAGE_ORGANIZATION_ID=" in issue.hint
+
+
+def test_organization_id_from_the_environment_must_be_a_uuid() -> None:
+    (issue,) = refused(NO_ORG, environ={"VOLTAGE_ORGANIZATION_ID": "secret-ish-value"})
+    assert "the value of ${VOLTAGE_ORGANIZATION_ID}" in issue.message
+    assert "is not a UUID" in issue.message
+    assert "secret-ish-value" not in str(issue)
+
+
+def test_organization_id_is_still_refused_for_lnbits() -> None:
+    text = (
+        "version: 1\nstack: acme\nprovider: {kind: lnbits, url: 'http://127.0.0.1:5000', "
+        f"organization_id: {ORG}}}\nwallets: {{tips: {{name: Tips}}}}\n"
+    )
+    (issue,) = refused(text, environ={"VOLTAGE_ORGANIZATION_ID": ORG})
+    assert issue.message == "`organization_id` is not supported by the lnbits provider"
+
+
+# -- backend support comes from the declaration ------------------------------------------
+
+
+def test_every_declared_reason_is_the_hint_of_its_refusal() -> None:
+    from voltage_iac.providers import registry
+
+    lnbits = registry.spec("lnbits")
+    base = "version: 1\nstack: acme\nprovider: {kind: lnbits, url: 'http://127.0.0.1:5000'}\n"
+    values = {
+        "environment": "staging",
+        "line_of_credit": "main",
+        "limit": 5,
+        "metadata": {"a": "b"},
+        "policies": {},
+        "id": STAGING,
+    }
+    fields = [w.split(".", 1)[1] for w in lnbits.reasons if w.startswith("wallet.")]
+    assert sorted(fields) == sorted(values)
+    for name in fields:
+        text = (
+            base
+            + "wallets:\n  tips:\n    name: Tips\n    "
+            + f"{name}: {json.dumps(values[name])}\n"
+        )
+        (issue,) = refused(text)
+        assert issue.message == f"`{name}` is not supported by the lnbits provider"
+        assert issue.hint == lnbits.reason(f"wallet.{name}")
+        assert (issue.line, issue.column) == (7, 5)
+
+
+def test_a_field_the_backend_stops_declaring_is_refused_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dataclasses
+    from types import MappingProxyType
+
+    from voltage_iac.providers import registry
+
+    voltage = registry.spec("voltage")
+    narrowed = dataclasses.replace(
+        voltage,
+        kinds=MappingProxyType({"wallet": voltage.kinds["wallet"] - {"metadata", "limit"}}),
+        reasons={**voltage.reasons, "wallet.metadata": "metadata is switched off here"},
+    )
+    monkeypatch.setitem(registry._SPECS, "voltage", narrowed)
+    issues = refused(MINIMAL + "    metadata: {team: a}\n")
+    assert [(i.line, i.message, i.hint) for i in issues] == [
+        (14, "`limit` is not supported by the voltage provider", voltage.reason("wallet.limit")),
+        (
+            15,
+            "`metadata` is not supported by the voltage provider",
+            "metadata is switched off here",
+        ),
+    ]
+    # A field the backend does not support is no longer required either.
+    assert load_config_string(MINIMAL.replace("    limit: 100000000\n", ""), environ={}).wallets
+
+
+def test_a_kind_the_backend_does_not_declare_refuses_its_section(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dataclasses
+    from types import MappingProxyType
+
+    from voltage_iac.providers import registry
+
+    voltage = registry.spec("voltage")
+    no_wallets = dataclasses.replace(
+        voltage, kinds=MappingProxyType({}), reasons={"wallet": "no wallets on this backend"}
+    )
+    monkeypatch.setitem(registry._SPECS, "voltage", no_wallets)
+    (issue,) = refused(MINIMAL)
+    assert (issue.line, issue.column, issue.path) == (9, 1, "wallets")
+    assert issue.message == "`wallets` is not supported by the voltage provider"
+    assert issue.hint == "no wallets on this backend"
+
+
+# -- the schema for editors ---------------------------------------------------------------
+
+
+def doc_examples() -> list[tuple[str, str]]:
+    """The YAML documents of docs/configuration.md (a fragment gets `version: 1`) and
+    examples/*.yaml, outside the section that shows an error on purpose."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    text = text[: text.index("## Errors")] + text[text.index("## Editor support") :]
+    found = []
+    for index, body in enumerate(re.findall(r"```yaml\n(.*?)```", text, flags=re.S)):
+        if "<" in body.replace("<<:", "") or not body.strip() or body.startswith(" "):
+            continue  # placeholders such as <environment UUID>, or an indented excerpt
+        if body.lstrip().startswith("#") and len(body.strip().splitlines()) == 1:
+            continue  # a comment line only (the editor modeline)
+        if not body.startswith("version:"):
+            body = "version: 1\n" + body
+        found.append((f"configuration.md block {index}", body))
+    for path in EXAMPLES:
+        found.append((path.name, path.read_text()))
+    return found
+
+
+def test_the_docs_and_examples_validate_against_the_shipped_schema_uninterpolated() -> None:
+    import yaml
+
+    schema = json.loads((ROOT / "schemas" / "config.v1.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    examples = doc_examples()
+    assert len(examples) >= 5
+    interpolated = [name for name, body in examples if "${" in body]
+    assert len(interpolated) >= 2
+    for name, body in examples:
+        data = yaml.safe_load(body)
+        errors = [e.message for e in validator.iter_errors(data)]
+        assert not errors, (name, errors)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("provider", "organization_id"),
+        ("environments", "staging", "id"),
+        ("environments", "staging", "network"),
+        ("lines_of_credit", "main"),
+        ("wallets", "payouts", "id"),
+        ("wallets", "payouts", "policies", "template_id"),
+        ("stack",),
+    ],
+)
+def test_the_shipped_schema_takes_variables_where_they_are_interpolated(
+    path: tuple[str, ...],
+) -> None:
+    import copy
+
+    validator = jsonschema.Draft202012Validator(load_schema())
+    document = {
+        "version": 1,
+        "stack": "acme",
+        "provider": {"organization_id": ORG},
+        "environments": {"staging": {"id": STAGING, "network": "mutinynet"}},
+        "lines_of_credit": {"main": MAIN},
+        "wallets": {"payouts": {"name": "Payouts", "id": PROD, "policies": {"template_id": ORG}}},
+    }
+    assert validator.is_valid(document)
+    for value, valid in (("${SOME_VAR}", True), ("pre-${A}-post", True), ("Not an id!", False)):
+        changed = copy.deepcopy(document)
+        target = changed
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+        assert validator.is_valid(changed) is valid, (path, value)
+
+
+def test_a_literal_dollar_brace_is_not_taken_for_a_variable() -> None:
+    text = MINIMAL.replace(f"organization_id: {ORG}", 'organization_id: "$${ORG}"')
+    (issue,) = refused(text, environ={"ORG": ORG})
+    assert issue.message == '`"$${ORG}"` is not a UUID'

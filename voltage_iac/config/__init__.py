@@ -1,0 +1,172 @@
+"""Configuration loading: YAML files in, a validated `DesiredState` out.
+
+The first step of the flow (YAML -> DesiredState -> diff -> plan -> apply). The CLI calls
+`load_config`; nothing else here does I/O. Every step reports every problem it finds
+(not just the first) as a located `ConfigIssue`, all raised together as one
+`ConfigError` (exit code 3):
+
+1. `loader.py`: read each file (size bounded, UTF-8 only, no NUL bytes) and parse it with
+   a bounded loader (depth, aliases and node count capped; duplicate keys are errors; the
+   position of every key and value recorded; `${VAR}` interpolated in text values).
+   libyaml's C parser runs first; any problem is worded by the pure-Python parser.
+2. `schema.py`: check each file's structure against the shipped JSON Schema
+   (`schemas/config.v1.json`), each error mapped back to its file, line and column. A
+   compiled validator answers first; jsonschema words the errors.
+3. `merge.py`: merge the files of a directory (duplicates across files are errors).
+4. `build.py` with `checks/`: check the meaning, section by section (a registry:
+   `checks/registry.py`), against what the backend declares it supports
+   (`providers/registry.py`).
+5. `build.py`: the frozen `DesiredState`, with a digest that changes exactly when the
+   meaning of the configuration changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from voltage_iac.config.build import check, state_digest
+from voltage_iac.config.document import MAX_ISSUES, Doc, FileProblem, Issues
+from voltage_iac.config.loader import (
+    MAX_ALIAS_NODES,
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    MAX_NODES,
+    config_files,
+    decode,
+    parse_text,
+    read_bytes,
+    too_big,
+)
+from voltage_iac.config.schema import SCHEMA_PATH, load_schema, schema_issues
+from voltage_iac.errors import ConfigError, ConfigIssue
+
+if TYPE_CHECKING:
+    from voltage_iac.model import DesiredState
+
+__all__ = [
+    "MAX_ALIAS_NODES",
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_ISSUES",
+    "MAX_NODES",
+    "SCHEMA_PATH",
+    "load_config",
+    "load_config_string",
+    "load_schema",
+    "state_digest",
+    "state_from_document",
+    "validate_document",
+]
+
+
+def _finish(
+    docs: list[Doc],
+    files: list[str],
+    issues: Issues,
+    environ: Mapping[str, str],
+    *,
+    fast: bool = True,
+) -> DesiredState:
+    for doc in docs:
+        schema_issues(doc, issues, fast=fast)
+    state = check(docs, issues, environ) if docs else None
+    if issues.items or state is None:
+        if not issues.items:  # every gap is reported above; this is a safety net
+            issues.add(files[0], None, None, "the configuration is incomplete")
+        raise issues.error(files)
+    return dataclasses.replace(state, digest=state_digest(state))
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    fast: bool = True,
+) -> DesiredState:
+    """Load, validate and merge a configuration file, or every `*.yaml`/`*.yml` file
+    directly inside a directory (in name order).
+
+    `${VAR}` is taken from `environ` (default: `os.environ`). Raises `ConfigError`
+    carrying every problem found, each located by file, line and column. `fast=False`
+    uses only the pure-Python parser and jsonschema (same result, slower).
+    """
+    env = os.environ if environ is None else environ
+    sources = config_files(path)
+    issues = Issues()
+    docs: list[Doc] = []
+    for file_path, shown in sources:
+        try:
+            text = decode(read_bytes(file_path))
+        except FileProblem as problem:
+            issues.add(shown, problem.line, problem.column, problem.message, problem.hint)
+            continue
+        doc = parse_text(text, shown, env, issues, fast=fast)
+        if doc is not None:
+            docs.append(doc)
+    return _finish(docs, [shown for _, shown in sources], issues, env, fast=fast)
+
+
+def load_config_string(
+    text: str,
+    *,
+    file: str = "<string>",
+    environ: Mapping[str, str] | None = None,
+    fast: bool = True,
+) -> DesiredState:
+    """Like `load_config`, for configuration text already in memory (one document)."""
+    env = os.environ if environ is None else environ
+    issues = Issues()
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    docs: list[Doc] = []
+    if size > MAX_FILE_BYTES:
+        problem = too_big(size)
+        issues.add(file, None, None, problem.message, problem.hint)
+    else:
+        doc = parse_text(text.removeprefix("\ufeff"), file, env, issues, fast=fast)
+        if doc is not None:
+            docs.append(doc)
+    return _finish(docs, [file], issues, env, fast=fast)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def state_from_document(
+    document: Mapping[str, Any],
+    *,
+    file: str = "<document>",
+    environ: Mapping[str, str] | None = None,
+) -> DesiredState:
+    """Validate an already-parsed configuration (e.g. one about to be written out) and
+    build its `DesiredState`. No interpolation; issues carry no line numbers. `environ`
+    (default `os.environ`) only supplies VOLTAGE_ORGANIZATION_ID when `provider` has no
+    `organization_id`."""
+    from voltage_iac.config.schema import has_ambiguous_values
+
+    env = os.environ if environ is None else environ
+    issues = Issues()
+    data = _plain(document)
+    doc = Doc(file=file, data=data, ambiguous=has_ambiguous_values(data))
+    return _finish([doc], [file], issues, env)
+
+
+def validate_document(
+    document: Mapping[str, Any],
+    *,
+    file: str = "<document>",
+    environ: Mapping[str, str] | None = None,
+) -> list[ConfigIssue]:
+    """Every problem of an already-parsed configuration; empty when it is valid."""
+    try:
+        state_from_document(document, file=file, environ=environ)
+    except ConfigError as exc:
+        return exc.issues
+    return []
