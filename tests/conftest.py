@@ -5,6 +5,8 @@ Every server a fixture starts listens on 127.0.0.1 only and is stopped at teardo
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +33,9 @@ from voltage_iac.emulator.server import EmbeddedEmulator
 from voltage_iac.secret import Secret
 
 pytest_plugins = ["tests.lnbits_server"]
+
+# Apply locks of test runs (in-process and child processes) stay out of the user's cache.
+os.environ.setdefault("VOLTAGE_IAC_LOCK_DIR", tempfile.mkdtemp(prefix="voltage-iac-locks-"))
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT = REPO.parent / "shared" / "reference" / "voltage-openapi.json"

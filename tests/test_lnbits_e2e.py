@@ -218,13 +218,17 @@ def test_protected_wallet_survives_applies_with_allow_delete(lnb: LnbitsCli) -> 
     assert changes["tips"]["action"] == "delete"
     result = lnb.apply(path, "--allow-delete", "--allow-replace", "--force")
     assert result.exit_code == EXIT_OK, result.output
-    assert lnb.names() == {vault_id: "Vault Main [iac:acme:vault]"}
+    assert lnb.names() == {vault_id: "Vault Main [iac:acme:vault:protected]"}
 
-    # Removing the entry removes its protection; the delete still needs --allow-delete.
-    gone = lnb.apply(lnb.config({}))
+    # Protection is kept in the marker: removing the entry does not remove it, and
+    # --allow-delete alone does not delete it.
+    gone = lnb.apply(lnb.config({}), "--allow-delete", "--force")
     assert gone.exit_code == EXIT_SAFETY, gone.output
-    assert "--allow-delete" in gone.stderr
-    assert lnb.names() == {vault_id: "Vault Main [iac:acme:vault]"}
+    assert "is protected" in gone.stderr and "--unprotect vault" in gone.stderr
+    assert lnb.names() == {vault_id: "Vault Main [iac:acme:vault:protected]"}
+    lifted = lnb.apply(lnb.config({}), "--allow-delete", "--unprotect", "vault")
+    assert lifted.exit_code == EXIT_OK, lifted.output
+    assert lnb.names() == {}
 
 
 # -- wallets that are not ours ---------------------------------------------------------------

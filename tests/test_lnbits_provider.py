@@ -27,7 +27,13 @@ from voltage_iac.kinds.base import Operation
 from voltage_iac.kinds.wallet import DesiredWallet
 from voltage_iac.model import DesiredState, Ownership, frozen_map
 from voltage_iac.providers.base import Backend
-from voltage_iac.providers.lnbits import LnbitsProvider, full_name, marker, parse_name
+from voltage_iac.providers.lnbits import (
+    LnbitsProvider,
+    full_name,
+    is_protected_name,
+    marker,
+    parse_name,
+)
 from voltage_iac.secret import Secret
 
 STACK = "acme"
@@ -71,6 +77,14 @@ def test_marker_round_trip() -> None:
         "Tips [x]",
         Ownership("acme", "tips", 3),
     )
+
+
+def test_protection_is_kept_in_the_marker() -> None:
+    name = full_name("Vault", "acme", "vault", 2, protected=True)
+    assert name == "Vault [iac:acme:vault:2:protected]"
+    assert parse_name(name) == ("Vault", Ownership("acme", "vault", 2))
+    assert is_protected_name(name) and not is_protected_name(full_name("V", "acme", "v"))
+    assert not is_protected_name("Vault :protected]")
 
 
 @pytest.mark.parametrize(

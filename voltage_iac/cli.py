@@ -341,6 +341,13 @@ def _write_private(path: Path, text: str) -> None:
     help="Apply only if the new plan has this checksum (as printed by plan).",
 )
 @click.option(
+    "--lock-wait",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for another apply of the same stack on this machine to finish.",
+)
+@click.option(
     "--unprotect",
     multiple=True,
     metavar="KEY",
@@ -360,6 +367,7 @@ def apply(
     parallelism: int,
     plan_file: Path | None,
     checksum: str | None,
+    lock_wait: float,
     unprotect: tuple[str, ...],
     targets: tuple[str, ...],
     api_url: str | None,
@@ -383,6 +391,7 @@ def apply(
         targets=targets,
         reviewed=reviewed,
         checksum=checksum,
+        lock_wait=lock_wait,
     )
     with _engine(desired, api_url, emulator_db, timeout) as engine:
         backend = engine.describe()
@@ -392,6 +401,7 @@ def apply(
             on_start=_echo_start,
             on_result=lambda result: _echo_result(result, color),
             on_interrupt=_echo_interrupt,
+            on_notice=lambda text: click.echo(f"Note: {text}", err=True),
         )
         outcome = engine.apply(options, events)
     if not outcome.plan.has_changes:

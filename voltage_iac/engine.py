@@ -36,6 +36,7 @@ from voltage_iac.errors import (
 )
 from voltage_iac.importer import import_wallets
 from voltage_iac.kinds.base import Operation
+from voltage_iac.locking import DEFAULT_WAIT, stack_lock
 from voltage_iac.model import DesiredState, LiveState
 from voltage_iac.plan import Action, Change, Plan
 from voltage_iac.providers.base import Backend
@@ -85,6 +86,8 @@ class ApplyOptions:
     checksum: str | None = None  # the checksum a reviewer approved (plan's last line)
     #: seconds after which no further change starts (those left are "not started")
     time_limit: float | None = None
+    #: seconds to wait for another apply of the same stack on this machine to finish
+    lock_wait: float = DEFAULT_WAIT
 
 
 @dataclass
@@ -96,6 +99,7 @@ class ApplyEvents:
     on_start: Callable[[Change], None] | None = None
     on_result: Callable[[OperationResult], None] | None = None
     on_interrupt: Callable[[int], None] | None = None
+    on_notice: Callable[[str], None] | None = None  # e.g. waiting for another apply
 
 
 @dataclass
@@ -146,9 +150,22 @@ class Engine:
             )
 
     # -- applying --------------------------------------------------------------------------
+    def lock_scope(self) -> str:
+        """What one apply at a time is about: the backend, where it is, and the stack."""
+        d = self.desired
+        where = d.organization_id or str(d.provider_options.get("url", ""))
+        return f"stack {d.stack} ({d.provider_kind} {where})".replace("  ", " ")
+
     def apply(self, options: ApplyOptions, events: ApplyEvents | None = None) -> ApplyOutcome:
-        """Plan afresh, pass the review gate and the safety rules, confirm, apply."""
+        """Plan afresh, pass the review gate and the safety rules, confirm, apply.
+
+        The whole of it holds the stack's apply lock, so a second apply of the same stack
+        waits and then plans from what the first one did: it never re-sends its writes."""
         events = events or ApplyEvents()
+        with stack_lock(self.lock_scope(), wait=options.lock_wait, on_wait=events.on_notice):
+            return self._apply_locked(options, events)
+
+    def _apply_locked(self, options: ApplyOptions, events: ApplyEvents) -> ApplyOutcome:
         if options.parallelism < 1:
             raise UsageError("parallelism must be at least 1")
         reviewed = options.reviewed

@@ -88,7 +88,7 @@ _PART = r"[a-z0-9][a-z0-9._-]{0,63}"
 MARKER_PREFIX = "[iac:"
 _MARKER_RE = re.compile(
     rf"^(?P<display>.*) \[iac:(?P<stack>{_PART}):(?P<key>{_PART})"
-    r"(?::(?P<gen>[1-9][0-9]{0,8}))?\]$",
+    r"(?::(?P<gen>[1-9][0-9]{0,8}))?(?P<protected>:protected)?\]$",
     re.DOTALL,
 )
 _PART_RE = re.compile(rf"^{_PART}$")
@@ -98,8 +98,10 @@ _MASKED_KEY_RE = re.compile(r"^\*+$")
 # --- identity: pure functions --------------------------------------------------------------
 
 
-def marker(stack: str, key: str, generation: int = 0) -> str:
-    """The ownership marker for entry `key` of `stack`, e.g. `[iac:acme:tips]`."""
+def marker(stack: str, key: str, generation: int = 0, *, protected: bool = False) -> str:
+    """The ownership marker for entry `key` of `stack`, e.g. `[iac:acme:tips]`, or
+    `[iac:acme:vault:protected]` for a wallet created with `protect: true` (the
+    protection then outlives the wallet's entry in the configuration)."""
     if not _PART_RE.match(stack) or not _PART_RE.match(key):
         raise UsageError(
             f"stack {stack!r} / key {key!r} cannot be written into an LNbits wallet name",
@@ -108,13 +110,22 @@ def marker(stack: str, key: str, generation: int = 0) -> str:
     if generation < 0:
         raise UsageError(f"invalid generation {generation} for {key}")
     suffix = f":{generation}" if generation else ""
-    return f"[iac:{stack}:{key}{suffix}]"
+    flag = ":protected" if protected else ""
+    return f"[iac:{stack}:{key}{suffix}{flag}]"
 
 
-def full_name(display: str, stack: str, key: str, generation: int = 0) -> str:
+def full_name(
+    display: str, stack: str, key: str, generation: int = 0, *, protected: bool = False
+) -> str:
     """The LNbits wallet name: display name, a space, then the ownership marker."""
     check_display_name(display)
-    return f"{display} {marker(stack, key, generation)}"
+    return f"{display} {marker(stack, key, generation, protected=protected)}"
+
+
+def is_protected_name(name: str) -> bool:
+    """True when the stored name's marker records protection."""
+    match = _MARKER_RE.match(name)
+    return bool(match and match.group("protected"))
 
 
 def check_display_name(display: str) -> None:
@@ -153,6 +164,7 @@ class _Wallet:
     balance_msat: int
     admin_key: Secret | None  # None when the token may only read (keys masked)
     shared: bool
+    protected: bool = False  # recorded in the marker at creation
 
     def live(self) -> LiveWallet:
         return LiveWallet(
@@ -161,6 +173,7 @@ class _Wallet:
             environment_id=None,
             owner=self.owner,
             has_funds=self.balance_msat > 0,
+            protected=self.protected,
         )
 
 
@@ -338,7 +351,7 @@ class LnbitsProvider:
         want = request.desired
         generation = request.generation or 0
         owner = Ownership(request.stack, want.key, generation)
-        name = full_name(want.name, request.stack, want.key, generation)
+        name = full_name(want.name, request.stack, want.key, generation, protected=want.protect)
         existing = self._find_owned(owner)
         if existing is not None:
             # An earlier attempt created it (crash or lost answer): adopt, never duplicate.
@@ -370,7 +383,9 @@ class LnbitsProvider:
         if wallet is None:
             raise NotFoundError(f"LNbits wallet {wallet_id} not found (deleted?)", status=404)
         owner = self._require_owned(wallet, "rename")
-        new_name = full_name(name, owner.stack, owner.key, owner.generation)
+        new_name = full_name(
+            name, owner.stack, owner.key, owner.generation, protected=wallet.protected
+        )
         if wallet.raw_name == new_name:
             return
         self._patch_name(wallet, new_name)
@@ -582,6 +597,7 @@ class LnbitsProvider:
             balance_msat=balance,
             admin_key=admin_key,
             shared=shared,
+            protected=owner is not None and is_protected_name(name),
         )
 
     # -- HTTP --------------------------------------------------------------------------------
