@@ -28,8 +28,6 @@ from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
-import jsonschema
-
 from voltage_iac.config.checks import registry
 from voltage_iac.config.document import Doc, Issues, Path_, is_integer, is_number
 
@@ -89,11 +87,16 @@ def _anchored_pattern(validator: Any, pattern: str, instance: Any, schema: Any) 
     else:
         matched = re.search(core, instance) is not None
     if not matched:
+        import jsonschema
+
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 @lru_cache(maxsize=1)
 def _validator() -> Any:
+    # Imported here: the fast engine decides most documents; jsonschema costs ~40 ms.
+    import jsonschema
+
     base = jsonschema.Draft202012Validator
     checker = base.TYPE_CHECKER.redefine("integer", lambda _c, v: is_integer(v)).redefine(
         "number", lambda _c, v: is_number(v)
