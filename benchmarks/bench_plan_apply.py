@@ -333,9 +333,9 @@ def measure_plan(
             provider.close()
         if plan.has_changes:
             raise BenchmarkError(f"the plan over {expected} wallets in sync has changes")
-        if len(plan.owned_wallet_ids) != expected:
+        if len(plan.owned) != expected:
             raise BenchmarkError(
-                f"the plan saw {len(plan.owned_wallet_ids)} owned wallets, expected {expected}"
+                f"the plan saw {len(plan.owned)} owned wallets, expected {expected}"
             )
     if len(requests) != 1:
         raise BenchmarkError(f"repeated plans sent different request counts: {sorted(requests)}")

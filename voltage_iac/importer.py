@@ -34,13 +34,13 @@ def import_wallets(
         notes.extend(kind_notes)
         for name, value in sections.items():
             if name == kind.section:
-                counts.append(f"{len(value)} {kind.plural}")
+                counts.append(f"{len(value)} {kind.name}(s)")
             merged = doc.setdefault(name, {})
             merged.update(value)
     header = (
         f"# Imported by voltage-iac from environment {environment}: "
         f"{', '.join(counts) or 'nothing'}.\n"
-        "# Each resource is pinned by its id; review, then commit beside the configuration.\n"
+        "# Each one is pinned by its id; review, then commit beside the configuration.\n"
     )
     text = header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
     return text, notes
