@@ -1,0 +1,166 @@
+"""A reviewed plan file that no longer says what was reviewed is refused, and nothing is written.
+
+Each case takes a real plan file (`plan --out`, against the embedded emulator), edits it
+the way a careless or hostile hand could, and runs `apply --plan FILE --auto-approve`
+with every safety flag: the apply must exit 5 (3 for a file that is not a plan of this
+version), say nothing was changed, and the emulator must hold exactly what it held.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Backend, config_doc, wallet
+from voltage_iac.errors import EXIT_INVALID, EXIT_SAFETY
+from voltage_iac.stale import checksum_of
+
+Doc = dict[str, Any]
+
+
+def _change(doc: Doc, key: str) -> Doc:
+    return next(c for c in doc["changes"] if c["key"] == key)
+
+
+def _edit_limit(doc: Doc) -> None:
+    field = next(f for f in _change(doc, "b")["changes"] if f["field"] == "limit")
+    field["after"] = field["after"] * 1000
+
+
+def _edit_action(doc: Doc) -> None:
+    _change(doc, "b")["action"] = "delete"
+
+
+def _edit_new_id(doc: Doc) -> None:
+    _change(doc, "b")["new_id"] = "00000000-0000-4000-8000-000000000001"
+
+
+def _drop_change(doc: Doc) -> None:
+    doc["changes"] = [c for c in doc["changes"] if c["key"] != "b"]
+
+
+def _resealed(edit: Callable[[Doc], None]) -> Callable[[Doc], None]:
+    """The edit, with the checksum and summary recomputed to match (a careful forger)."""
+
+    def apply(doc: Doc) -> None:
+        edit(doc)
+        counts = {a: 0 for a in ("create", "update", "replace", "delete")}
+        for change in doc["changes"]:
+            counts[change["action"]] += 1
+        doc["summary"] = counts
+        doc["checksum"] = checksum_of(doc)
+
+    return apply
+
+
+EDITS: dict[str, tuple[Callable[[Doc], None], int, str]] = {
+    "limit": (_edit_limit, EXIT_SAFETY, "does not match its checksum"),
+    "action": (_edit_action, EXIT_SAFETY, "does not match its checksum"),
+    "new-id": (_edit_new_id, EXIT_SAFETY, "does not match its checksum"),
+    "dropped-change": (_drop_change, EXIT_SAFETY, "does not match its checksum"),
+    "stack": (lambda d: d.update(stack="other"), EXIT_SAFETY, "does not match its checksum"),
+    "organization": (
+        lambda d: d.update(organization_id="11111111-1111-4111-8111-111111111111"),
+        EXIT_SAFETY,
+        "does not match its checksum",
+    ),
+    "digest": (lambda d: d.update(config_digest="0" * 64), EXIT_SAFETY, "its checksum"),
+    "targets": (lambda d: d.update(targets=["a"]), EXIT_SAFETY, "does not match its checksum"),
+    "owned": (lambda d: d["owned"].append("wallet:x"), EXIT_SAFETY, "its checksum"),
+    "summary": (
+        lambda d: d["summary"].update(delete=3),
+        EXIT_SAFETY,
+        "does not count its changes",
+    ),
+    "checksum": (
+        lambda d: d.update(checksum="sha256:" + "a" * 64),
+        EXIT_SAFETY,
+        "does not match its checksum",
+    ),
+    "overrides-without-force": (
+        lambda d: d.update(overrides=["b: limit would grow 1000x"]),
+        EXIT_SAFETY,
+        "not made with --force",
+    ),
+    "force-not-a-flag": (lambda d: d.update(force="yes"), EXIT_SAFETY, "force record"),
+    "resealed-limit": (_resealed(_edit_limit), EXIT_SAFETY, "is stale"),
+    "resealed-action": (_resealed(_edit_action), EXIT_SAFETY, "is stale"),
+    "resealed-stack": (
+        _resealed(lambda d: d.update(stack="other")),
+        EXIT_SAFETY,
+        "does not belong to this run",
+    ),
+    "resealed-organization": (
+        _resealed(lambda d: d.update(organization_id="11111111-1111-4111-8111-111111111111")),
+        EXIT_SAFETY,
+        "does not belong to this run",
+    ),
+    "resealed-digest": (
+        _resealed(lambda d: d.update(config_digest="0" * 64)),
+        EXIT_SAFETY,
+        "the configuration changed since the plan was made",
+    ),
+    "format-v1": (lambda d: d.update(format_version=1), EXIT_INVALID, "reads format 2"),
+}
+
+
+@pytest.fixture
+def reviewed(backend: Backend) -> tuple[Backend, Path, Doc]:
+    """An applied wallet `a`, then a reviewed plan that renames it and creates `b`."""
+    first = backend.write_config(config_doc({"a": wallet("Alpha")}))
+    result = backend.run("apply", str(first), "--auto-approve")
+    assert result.exit_code == 0, result.output
+    path = backend.write_config(
+        config_doc({"a": wallet("Alpha Prime"), "b": wallet("Bravo", limit="2000 sat")})
+    )
+    plan_file = backend.tmp / "reviewed.json"
+    made = backend.run("plan", str(path), "--out", str(plan_file))
+    assert made.exit_code == 0, made.output
+    return backend, path, json.loads(plan_file.read_text(encoding="utf-8"))
+
+
+def _world(backend: Backend) -> list[tuple[str, str, bool]]:
+    return sorted((w["id"], w["name"], w["active"]) for w in backend.wallets())
+
+
+@pytest.mark.parametrize("case", sorted(EDITS))
+def test_an_edited_plan_file_is_refused_and_nothing_is_written(
+    reviewed: tuple[Backend, Path, Doc], case: str
+) -> None:
+    backend, path, original = reviewed
+    edit, code, phrase = EDITS[case]
+    doc = copy.deepcopy(original)
+    edit(doc)
+    assert doc != original
+    edited = backend.tmp / f"edited-{case}.json"
+    edited.write_text(json.dumps(doc), encoding="utf-8")
+    before = _world(backend)
+    result = backend.run(
+        "apply",
+        str(path),
+        "--plan",
+        str(edited),
+        "--auto-approve",
+        "--allow-delete",
+        "--allow-replace",
+        "--force",
+    )
+    assert result.exit_code == code, result.output
+    assert phrase in result.output, result.output
+    if code == EXIT_SAFETY:
+        assert "nothing was changed" in result.output
+    assert _world(backend) == before
+
+
+def test_the_untouched_plan_file_applies(reviewed: tuple[Backend, Path, Doc]) -> None:
+    backend, path, _original = reviewed
+    plan_file = backend.tmp / "reviewed.json"
+    result = backend.run("apply", str(path), "--plan", str(plan_file), "--auto-approve")
+    assert result.exit_code == 0, result.output
+    names = sorted(w["name"] for w in backend.wallets() if w["active"])
+    assert "Alpha Prime" in names and "Bravo" in names
