@@ -431,10 +431,25 @@ def test_malformed_success_answers_are_refused_without_retry(
 
 
 def test_oversized_answer_is_refused(api: respx.MockRouter, client: VoltageClient) -> None:
-    client.max_response_bytes = 1_000
+    client.max_listing_bytes = 1_000
     api.get(WALLETS_PATH).respond(200, json=[{"id": str(i)} for i in range(200)])
     with pytest.raises(MalformedResponseError) as caught:
         client.list_wallets(ORG, ENV, inactive=False)
+    assert "larger than 1000 bytes" in caught.value.message
+
+
+def test_a_listing_may_be_larger_than_other_answers(
+    api: respx.MockRouter, client: VoltageClient
+) -> None:
+    """An environment's listing is one unpaginated answer: it has a cap of its own."""
+    client.max_response_bytes = 1_000
+    client.max_listing_bytes = 100_000
+    listing = [{"id": str(i)} for i in range(200)]
+    api.get(WALLETS_PATH).respond(200, json=listing)
+    assert client.list_wallets(ORG, ENV, inactive=False) == listing
+    api.get(f"{WALLETS_PATH}/w1").respond(200, json={"id": "w1", "pad": "x" * 2_000})
+    with pytest.raises(MalformedResponseError) as caught:
+        client.get_wallet(ORG, "w1")
     assert "larger than 1000 bytes" in caught.value.message
 
 

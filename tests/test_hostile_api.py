@@ -26,7 +26,7 @@ from tests.test_fail_closed import (
     json_response,
     run_with_fault,
 )
-from voltage_iac.client import MAX_RESPONSE_BYTES
+from voltage_iac.client import MAX_LISTING_BYTES, MAX_RESPONSE_BYTES
 
 # The same world and retry handling as test_fail_closed.py (fixtures shared by name).
 world = base.world
@@ -255,8 +255,9 @@ RAW: list[tuple[str, str, Callable[[], httpx.Response], str]] = [
     (
         "wallets_staging",
         "body-past-cap-declared",
-        lambda: httpx.Response(200, content=b"[" + b" " * MAX_RESPONSE_BYTES + b"]"),
-        f"larger than {MAX_RESPONSE_BYTES} bytes",
+        # a wallet listing has a cap of its own (an environment's listing is unpaginated)
+        lambda: httpx.Response(200, content=b"[" + b" " * MAX_LISTING_BYTES + b"]"),
+        f"larger than {MAX_LISTING_BYTES} bytes",
     ),
     (
         "lines_of_credit",

@@ -58,7 +58,10 @@ from voltage_iac.http import (
 )
 from voltage_iac.secret import Secret
 
-__all__ = ["MAX_RESPONSE_BYTES", "VoltageClient"]
+__all__ = ["MAX_LISTING_BYTES", "MAX_RESPONSE_BYTES", "VoltageClient"]
+
+#: Largest wallet listing of one environment accepted (about 300,000 wallets).
+MAX_LISTING_BYTES = 256 * 1024 * 1024
 
 logger = logging.getLogger("voltage_iac.client")
 
@@ -156,6 +159,9 @@ class VoltageClient:
 
     #: Largest success body accepted (class attribute so tests can lower it).
     max_response_bytes: int = MAX_RESPONSE_BYTES
+    #: Largest wallet listing accepted: one environment's listing is unpaginated in the
+    #: contract; 256 MiB holds about 300,000 wallets (see docs/client.md).
+    max_listing_bytes: int = MAX_LISTING_BYTES
 
     def __init__(
         self,
@@ -245,6 +251,7 @@ class VoltageClient:
                 ("environment_id", environment_id),
                 ("inactive", "true" if inactive else "false"),
             ],
+            listing=True,
         )
         return self._expect_list_of_objects(data, f"list wallets of environment {environment_id}")
 
@@ -355,6 +362,7 @@ class VoltageClient:
         *,
         params: list[tuple[str, str]] | None = None,
         body: Any = None,
+        listing: bool = False,
     ) -> Any:
         """Send one logical request through the core; return the parsed JSON body of a
         read (None for a write)."""
@@ -362,6 +370,7 @@ class VoltageClient:
         content = None
         if body is not None:
             content = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        cap = self.max_listing_bytes if listing else self.max_response_bytes
         answer = self._core.request(
             method,
             path,
@@ -372,13 +381,13 @@ class VoltageClient:
             headers={"x-api-key": self._api_key.reveal()},
             # an accepted write's body carries nothing the tool needs
             read_body=not is_write,
-            max_body_bytes=self.max_response_bytes,
+            max_body_bytes=cap,
         )
         status = answer.status
         if 200 <= status < 300:
             if is_write:
                 return None
-            return self._parse_success(answer, operation)
+            return self._parse_success(answer, operation, cap)
         if status == 429:
             raise self._api_error(answer, operation, suffix=f", {_attempts(answer.attempts)}")
         if status >= 500:
@@ -405,11 +414,11 @@ class VoltageClient:
         logger.debug("%s: retrying after %s in %.3f s", operation, why, seconds)
         self._sleep(seconds)
 
-    def _parse_success(self, answer: Answer, operation: str) -> Any:
+    def _parse_success(self, answer: Answer, operation: str, cap: int) -> Any:
         if answer.too_large or answer.body is None:
             raise self._error(
                 MalformedResponseError,
-                f"{operation}: the answer is larger than {self.max_response_bytes} bytes",
+                f"{operation}: the answer is larger than {cap} bytes",
                 answer=answer,
             )
         try:
