@@ -50,6 +50,7 @@ from voltage_iac.render.jsonfmt import render_json
 from voltage_iac.render.markdown import render_markdown
 from voltage_iac.render.text import render_text
 from voltage_iac.stale import ReviewedPlan, read_plan_document
+from voltage_iac.watchdog import DEFAULT_DEADLINE, Watchdog
 
 _state: dict[str, Any] = {"debug": False}
 
@@ -79,6 +80,7 @@ class VoltageGroup(click.Group):
         **extra: Any,
     ) -> Any:
         _state["debug"] = False
+        _state["watchdog"] = None
         try:
             code = super().main(
                 args=args,
@@ -96,8 +98,13 @@ class VoltageGroup(click.Group):
             exc.show()
             code = EXIT_INVALID
         except (click.Abort, KeyboardInterrupt):
-            click.echo("Interrupted.", err=True)
-            code = EXIT_INTERRUPTED
+            dog = _deadline_passed()
+            if dog is not None:
+                click.echo(f"Error: {dog.message()}", err=True)
+                code = EXIT_ERROR
+            else:
+                click.echo("Interrupted.", err=True)
+                code = EXIT_INTERRUPTED
         except VoltageIacError as exc:
             _report_error(exc)
             code = exc.exit_code
@@ -166,15 +173,22 @@ _QUIET_LOGGERS = ("httpx", "httpcore", "h11", "h2", "hpack")
 def _engine(
     desired: DesiredState, api_url: str | None, emulator_db: str | None, timeout: float
 ) -> Iterator[Engine]:
-    rate = click.get_current_context().obj.get("rate")
+    obj = click.get_current_context().obj
     options = ConnectOptions(
         api_url=api_url,
         emulator_db=emulator_db,
         wait_timeout=timeout,
-        max_requests_per_second=rate,
+        max_requests_per_second=obj.get("rate"),
     )
-    with open_backend(desired, options) as backend:
+    dog = Watchdog(obj.get("deadline"))
+    _state["watchdog"] = dog
+    with dog, open_backend(desired, options) as backend:
         yield Engine(desired, backend)
+
+
+def _deadline_passed() -> Watchdog | None:
+    dog = _state.get("watchdog")
+    return dog if isinstance(dog, Watchdog) and dog.tripped.is_set() else None
 
 
 _config_path = click.argument(
@@ -191,6 +205,15 @@ def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]
 
 
 def _backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--deadline",
+        type=click.FloatRange(min=0.1),
+        default=DEFAULT_DEADLINE,
+        show_default=True,
+        expose_value=False,
+        callback=_remember("deadline"),
+        help="Seconds the whole command may take; then it stops as on Ctrl-C and exits 1.",
+    )(func)
     func = click.option(
         "--max-requests-per-second",
         type=click.FloatRange(min=0.01),
@@ -469,6 +492,10 @@ def _finish(report: ApplyReport, color: bool) -> int:
     click.echo(click.style(summary, bold=True) if color else summary)
     if report.interrupted:
         click.echo("Re-run apply to finish: it never creates anything twice.", err=True)
+        dog = _deadline_passed()
+        if dog is not None:
+            click.echo(f"Error: {dog.message()}", err=True)
+            return EXIT_ERROR
         return EXIT_INTERRUPTED
     if report.failed or report.not_started:
         click.echo("Re-run apply after fixing the cause: finished work is not redone.", err=True)
