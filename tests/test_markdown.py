@@ -74,3 +74,31 @@ def test_large_plans_stay_under_the_limit_and_say_what_was_left_out():
 def test_targeted_plan_says_so():
     plan = diff(desired(want("a"), want("b")), live(), targets=["a"])
     assert "Targeted plan: only `a`" in render_markdown(plan)
+
+
+def _code_spans(text):
+    spans = []
+    for token in _tokens(text):
+        for child in token.children or []:
+            if child.type == "code_inline":
+                spans.append(child.content)
+    return spans
+
+
+def test_code_spans_read_as_written_inside_and_outside_tables():
+    """Entities are not decoded inside code spans: what a reader sees must be the text."""
+    from voltage_iac.render.markdown import code
+
+    plan = diff(
+        desired(want("odd_key", line_of_credit="main", metadata={"cost_centre": "a|b`c"})),
+        live(),
+    )
+    text = render_markdown(plan)
+    spans = _code_spans(text)
+    assert "line_of_credit" in spans and "metadata.cost_centre" in spans
+    assert not any("&#" in span or "&amp;" in span for span in spans), spans
+    # a pipe and a backtick survive a table cell and a code span
+    rendered = (
+        MarkdownIt("commonmark").enable("table").render(f"| a |\n|---|\n| {code('x|y`z')} |\n")
+    )
+    assert "<code>x|y`z</code>" in rendered
