@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +60,58 @@ class VisibilityTimeout(VoltageIacError):
     """An accepted (202) change did not become visible before the deadline."""
 
 
+#: Creates are confirmed from shared environment listings while an environment holds at
+#: most this many wallets; past it, one GET per created wallet is cheaper than listings.
+LISTING_CONFIRM_MAX_WALLETS = 5_000
+
+
+class _SharedListings:
+    """Environment listings shared by the creates waiting to become visible.
+
+    A waiter asks for its wallet in a listing that started after its own check began;
+    if one is already being fetched from before that, it waits for the next. So however
+    many creates wait in an environment, each poll round costs one request for them all.
+    A failed listing fails only the waiter that fetched it; the others fetch again."""
+
+    def __init__(self, fetch: Callable[[str], Any], clock: Callable[[], float]) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._state = threading.Condition()
+        self._snapshots: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
+        self._fetching: set[str] = set()
+
+    def lookup(self, env_id: str, wallet_id: str, *, since: float) -> dict[str, Any] | None:
+        with self._state:
+            while True:
+                snapshot = self._snapshots.get(env_id)
+                if snapshot is not None and snapshot[0] >= since:
+                    return snapshot[1].get(wallet_id)
+                if env_id not in self._fetching:
+                    self._fetching.add(env_id)
+                    break
+                self._state.wait(timeout=1.0)
+        try:
+            started = self._clock()
+            raw = self._fetch(env_id)
+            if not isinstance(raw, list):
+                raise MalformedResponseError(
+                    f"list wallets of environment {env_id}: expected a JSON array"
+                )
+            by_id: dict[str, dict[str, Any]] = {}
+            for item in raw:
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    by_id[str(canonical_uuid(item["id"]) or item["id"])] = item
+            with self._state:
+                previous = self._snapshots.get(env_id)
+                if previous is None or previous[0] <= started:
+                    self._snapshots[env_id] = (started, by_id)
+            return by_id.get(wallet_id)
+        finally:
+            with self._state:
+                self._fetching.discard(env_id)
+                self._state.notify_all()
+
+
 class VoltageProvider:
     spec = registry.VOLTAGE
 
@@ -82,6 +135,11 @@ class VoltageProvider:
         self.poll_max = poll_max
         self._clock = clock
         self._sleep = sleep
+        self._listings = _SharedListings(
+            lambda env_id: self.client.list_wallets(organization_id, env_id, inactive=True),
+            clock,
+        )
+        self._env_sizes: dict[str, int] = {}  # wallets per environment, as last listed
 
     def describe(self) -> str:
         return self._description
@@ -97,6 +155,8 @@ class VoltageProvider:
         env_ids = [env.id for env in desired.environments.values()]
         for env in desired.environments.values():
             raw = self.client.list_wallets(org, env.id, inactive=True)
+            if isinstance(raw, list):
+                self._env_sizes[env.id] = len(raw)
             if not isinstance(raw, list):
                 raise MalformedResponseError(
                     f"list wallets of environment {env.name} ({env.id}): expected a JSON array"
@@ -210,6 +270,18 @@ class VoltageProvider:
                 last["wallet"] = found
             return found is not None
 
+        env_id = want.environment_id
+
+        def listed() -> bool:
+            # One listing of the environment, started after this check began, answers
+            # every create waiting in it: about one request per create instead of two.
+            found = self._listings.lookup(env_id, wallet_id, since=self._clock())
+            if found is not None:
+                last["wallet"] = found
+            return found is not None
+
+        batched = self._env_sizes.get(env_id, 0) <= LISTING_CONFIRM_MAX_WALLETS
+
         try:
             self.client.create_wallet(org, body)
         except WriteOutcomeUnknown as exc:
@@ -221,7 +293,7 @@ class VoltageProvider:
                 raise
             # The id is already taken: an earlier attempt got through. Make sure it is ours.
             self._poll(exists, self._ambiguity_window())
-        self._wait(exists, f"wallet {wallet_id} ({want.key}) to appear")
+        self._wait(listed if batched else exists, f"wallet {wallet_id} ({want.key}) to appear")
         current = last.get("wallet")
         if current is not None and not current.get("active", True):
             raise VoltageIacError(
