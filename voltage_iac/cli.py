@@ -349,7 +349,7 @@ def _write_private(path: Path, text: str) -> None:
 @click.option(
     "--parallelism",
     type=click.IntRange(1, 64),
-    default=4,
+    default=10,
     show_default=True,
     help="How many operations run at once.",
 )

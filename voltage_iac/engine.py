@@ -80,7 +80,7 @@ class ApplyOptions:
     allow_replace: bool = False
     force: bool = False
     unprotect: frozenset[str] = frozenset()
-    parallelism: int = 4
+    parallelism: int = 10  # as Terraform
     targets: tuple[str, ...] = ()
     reviewed: ReviewedPlan | None = None  # a reviewed plan file (plan --out)
     checksum: str | None = None  # the checksum a reviewer approved (plan's last line)
