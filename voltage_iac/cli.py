@@ -568,6 +568,78 @@ def import_command(
     return EXIT_OK
 
 
+# -- verify: receive requests only, never a payment out ---------------------------------
+
+
+@cli.command(name="verify")
+@_config_path
+@click.option(
+    "--amount",
+    default="1sat",
+    show_default=True,
+    help="Amount of each receive invoice (e.g. 1sat, 1000 msat).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "junit"]),
+    default="text",
+    show_default=True,
+    help="Report format (junit: one test case per wallet, for CI systems).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file instead of standard output.",
+)
+@_backend_options
+@_target_option
+def verify_command(
+    path: Path,
+    amount: str,
+    fmt: str,
+    output: Path | None,
+    targets: tuple[str, ...],
+    api_url: str | None,
+    emulator_db: str | None,
+    timeout: float,
+) -> int:
+    """Prove every managed wallet can take a payment: ask each for a receive invoice.
+
+    Verification never moves funds: it only creates receive requests (invoices nobody is
+    asked to pay), each marked "voltage-iac verify <stack>/<key>" in its description and
+    metadata. --timeout bounds the whole run. Exit 0 all verified, 1 any failed.
+    """
+    from voltage_iac.verify import VerifyOptions, parse_amount
+
+    options = VerifyOptions(amount_msats=parse_amount(amount), timeout=timeout, targets=targets)
+    desired = load_config(path)
+    with _engine(desired, api_url, emulator_db, timeout) as engine:
+        report = _run_verify(engine, desired, options)
+    _emit_verify(report, fmt, output)
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _run_verify(engine: Engine, desired: DesiredState, options: Any) -> Any:
+    from voltage_iac.verify import verify
+
+    return verify(desired, engine.backend, engine.read(), options)
+
+
+def _emit_verify(report: Any, fmt: str, output: Path | None) -> None:
+    from voltage_iac.render.verify import render_verify
+
+    text = render_verify(report, fmt)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        from voltage_iac.verify import summary_line
+
+        click.echo(f"Verify report written to {output}. {summary_line(report)}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     cli.main(args=list(argv) if argv is not None else None, prog_name="voltage-iac")
     raise SystemExit(EXIT_OK)  # pragma: no cover - cli.main always exits
