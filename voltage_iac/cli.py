@@ -347,6 +347,13 @@ def _write_private(path: Path, text: str) -> None:
     help="Lift the protection of this key for this apply only, so that it may be deleted "
     "or replaced (repeatable; --allow-delete/--allow-replace are still needed).",
 )
+@click.option(
+    "--verify",
+    "verify_after",
+    is_flag=True,
+    help="After a successful apply, verify the wallets it created or changed (see verify; "
+    "receive requests only, no funds move).",
+)
 @_backend_options
 @_target_option
 @click.pass_context
@@ -365,6 +372,7 @@ def apply(
     api_url: str | None,
     emulator_db: str | None,
     timeout: float,
+    verify_after: bool = False,
 ) -> int:
     """Plan, check the safety rules, and apply the changes.
 
@@ -394,9 +402,17 @@ def apply(
             on_interrupt=_echo_interrupt,
         )
         outcome = engine.apply(options, events)
+        verified = None
+        if verify_after and outcome.report.ok and outcome.plan.has_changes:
+            verified = _verify_after_apply(engine, desired, outcome.report, timeout)
     if not outcome.plan.has_changes:
         return EXIT_OK
-    return _finish(outcome.report, color)
+    code = _finish(outcome.report, color)
+    if verified is not None:
+        _emit_verify(verified, "text", None)
+        if not verified.ok:
+            return EXIT_ERROR
+    return code
 
 
 def _echo_interrupt(running: int) -> None:
@@ -624,6 +640,17 @@ def _run_verify(engine: Engine, desired: DesiredState, options: Any) -> Any:
     from voltage_iac.verify import verify
 
     return verify(desired, engine.backend, engine.read(), options)
+
+
+def _verify_after_apply(
+    engine: Engine, desired: DesiredState, report: ApplyReport, timeout: float
+) -> Any:
+    from voltage_iac.verify import VerifyOptions, keys_of
+
+    keys = keys_of(report.results)
+    if not keys:
+        return None
+    return _run_verify(engine, desired, VerifyOptions(timeout=timeout, targets=keys))
 
 
 def _emit_verify(report: Any, fmt: str, output: Path | None) -> None:
