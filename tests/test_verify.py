@@ -244,3 +244,30 @@ def test_amounts_parse() -> None:
     for bad in ("0sat", "-1 sat", "1 doge", "sat"):
         with pytest.raises(UsageError):
             parse_amount(bad)
+
+
+def test_apply_verify_verifies_what_it_created(fresh: Stack, tmp_path: Path) -> None:
+    import yaml
+
+    doc = yaml.safe_load(fresh.config.read_text(encoding="utf-8"))
+    doc["stack"] = "verify-apply"
+    doc["wallets"] = {"tips": {**doc["wallets"]["payroll"], "name": "Tips"}}
+    config = tmp_path / "tips.yaml"
+    config.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    other = Stack(fresh.emulator, config)
+    try:
+        result = other.run("apply", "--auto-approve", "--verify")
+        assert result.exit_code == 0, result.output
+        assert "tips" in result.output and "verified" in result.output
+        assert "Verify complete: 1 verified, 0 failed" in result.output
+    finally:
+        other.api.close()
+
+
+def test_a_backend_without_receives_is_refused() -> None:
+    from voltage_iac.providers.base import Receiver
+    from voltage_iac.providers.lnbits import LnbitsProvider
+    from voltage_iac.providers.voltage import VoltageProvider
+
+    assert not issubclass(LnbitsProvider, Receiver)
+    assert issubclass(VoltageProvider, Receiver)
