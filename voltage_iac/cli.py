@@ -377,6 +377,13 @@ def _write_private(path: Path, text: str) -> None:
     help="Lift the protection of this key for this apply only, so that it may be deleted "
     "or replaced (repeatable; --allow-delete/--allow-replace are still needed).",
 )
+@click.option(
+    "--verify",
+    "verify_after",
+    is_flag=True,
+    help="After a successful apply, verify the wallets it created or changed (see verify; "
+    "receive requests only, no funds move).",
+)
 @_backend_options
 @_target_option
 @click.pass_context
@@ -396,6 +403,7 @@ def apply(
     api_url: str | None,
     emulator_db: str | None,
     timeout: float,
+    verify_after: bool = False,
 ) -> int:
     """Plan, check the safety rules, and apply the changes.
 
@@ -427,9 +435,17 @@ def apply(
             on_notice=lambda text: click.echo(f"Note: {text}", err=True),
         )
         outcome = engine.apply(options, events)
+        verified = None
+        if verify_after and outcome.report.ok and outcome.plan.has_changes:
+            verified = _verify_after_apply(engine, desired, outcome.report, timeout)
     if not outcome.plan.has_changes:
         return EXIT_OK
-    return _finish(outcome.report, color)
+    code = _finish(outcome.report, color)
+    if verified is not None:
+        _emit_verify(verified, "text", None)
+        if not verified.ok:
+            return EXIT_ERROR
+    return code
 
 
 def _echo_interrupt(running: int) -> None:
@@ -603,6 +619,89 @@ def import_command(
     else:
         click.echo(text, nl=False)
     return EXIT_OK
+
+
+# -- verify: receive requests only, never a payment out ---------------------------------
+
+
+@cli.command(name="verify")
+@_config_path
+@click.option(
+    "--amount",
+    default="1sat",
+    show_default=True,
+    help="Amount of each receive invoice (e.g. 1sat, 1000 msat).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "junit"]),
+    default="text",
+    show_default=True,
+    help="Report format (junit: one test case per wallet, for CI systems).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file instead of standard output.",
+)
+@_backend_options
+@_target_option
+def verify_command(
+    path: Path,
+    amount: str,
+    fmt: str,
+    output: Path | None,
+    targets: tuple[str, ...],
+    api_url: str | None,
+    emulator_db: str | None,
+    timeout: float,
+) -> int:
+    """Prove every managed wallet can take a payment: ask each for a receive invoice.
+
+    Verification never moves funds: it only creates receive requests (invoices nobody is
+    asked to pay), each marked "voltage-iac verify <stack>/<key>" in its description and
+    metadata. --timeout bounds the whole run. Exit 0 all verified, 1 any failed.
+    """
+    from voltage_iac.verify import VerifyOptions, parse_amount
+
+    options = VerifyOptions(amount_msats=parse_amount(amount), timeout=timeout, targets=targets)
+    desired = load_config(path)
+    with _engine(desired, api_url, emulator_db, timeout) as engine:
+        report = _run_verify(engine, desired, options)
+    _emit_verify(report, fmt, output)
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _run_verify(engine: Engine, desired: DesiredState, options: Any) -> Any:
+    from voltage_iac.verify import verify
+
+    return verify(desired, engine.backend, engine.read(), options)
+
+
+def _verify_after_apply(
+    engine: Engine, desired: DesiredState, report: ApplyReport, timeout: float
+) -> Any:
+    from voltage_iac.verify import VerifyOptions, keys_of
+
+    keys = keys_of(report.results)
+    if not keys:
+        return None
+    return _run_verify(engine, desired, VerifyOptions(timeout=timeout, targets=keys))
+
+
+def _emit_verify(report: Any, fmt: str, output: Path | None) -> None:
+    from voltage_iac.render.verify import render_verify
+
+    text = render_verify(report, fmt)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        from voltage_iac.verify import summary_line
+
+        click.echo(f"Verify report written to {output}. {summary_line(report)}", err=True)
+    else:
+        click.echo(text, nl=False)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

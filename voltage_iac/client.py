@@ -292,6 +292,34 @@ class VoltageClient:
             f"delete wallet {wallet_id}",
         )
 
+    # -- receive payments --------------------------------------------------------------
+
+    def create_payment(self, org: str, environment_id: str, body: dict[str, Any]) -> None:
+        """Ask for a payment (202, empty body; read it by the id in `body`). voltage-iac
+        only ever sends receive requests: nothing it sends can move funds out."""
+        payment_id = body.get("id") if isinstance(body, dict) else None
+        label = payment_id if isinstance(payment_id, str) else "(without id)"
+        self._request(
+            "POST",
+            _path("organizations", org, "environments", environment_id, "payments"),
+            f"create receive payment {label}",
+            body=body,
+        )
+
+    def get_payment(self, org: str, environment_id: str, payment_id: str) -> dict[str, Any] | None:
+        """One payment, or None while the API does not show it yet (404)."""
+        operation = f"read payment {payment_id}"
+        try:
+            data = self._request(
+                "GET",
+                _path("organizations", org, "environments", environment_id, "payments", payment_id),
+                operation,
+            )
+        except NotFoundError as exc:
+            _raise_unless_documented_404(exc)
+            return None
+        return self._expect_object(data, operation)
+
     # -- wallet policies ---------------------------------------------------------------
 
     def get_policies(self, org: str, wallet_id: str) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from voltage_iac.errors import UsageError, VoltageIacError
 from voltage_iac.kinds.base import Operation
@@ -79,6 +79,48 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReceiveRequest:
+    """One receive request of `verify`: an invoice for `amount_msats` into `target` (a
+    live object of `kind`), under a payment id the caller chose. Receive only: nothing
+    here can move funds out."""
+
+    kind: str
+    key: str
+    target: Any = field(compare=False, repr=False)
+    payment_id: str
+    amount_msats: int
+    description: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReceiveState:
+    """What the backend shows of a receive request: `pending` (no invoice yet), `ready`
+    (an invoice to pay) or `failed` (the backend's error type, code and detail)."""
+
+    status: str
+    payment_request: str | None = None
+    owed_msats: int | None = None  # what the backend says the payer owes (fees included)
+    error_type: str | None = None
+    error_code: str | None = None
+    detail: str = ""
+
+
+@runtime_checkable
+class Receiver(Protocol):
+    """An optional capability of a backend: receive requests (used by `verify`).
+
+    `start_receive` sends the request once and returns the reference to read it by; an
+    answer that says the id is taken, or a write whose outcome is unknown, is left to the
+    reads (the request is never sent a second time). `read_receive` returns None while
+    the backend does not show the request yet."""
+
+    def start_receive(self, request: ReceiveRequest) -> str: ...
+
+    def read_receive(self, request: ReceiveRequest, reference: str) -> ReceiveState | None: ...
 
 
 def unsupported(backend: str, operation: Operation) -> UnsupportedOperation:

@@ -47,7 +47,12 @@ from voltage_iac.model import (
     same_network,
 )
 from voltage_iac.providers import registry
-from voltage_iac.providers.base import ConnectOptions, unsupported
+from voltage_iac.providers.base import (
+    ConnectOptions,
+    ReceiveRequest,
+    ReceiveState,
+    unsupported,
+)
 from voltage_iac.secret import Secret
 from voltage_iac.waiting import poll_until
 
@@ -383,6 +388,41 @@ class VoltageProvider:
                 hint="check the wallet in the dashboard; re-run apply to try again",
             )
 
+    # -- receive requests (verify) -------------------------------------------------------
+    def start_receive(self, request: ReceiveRequest) -> str:
+        """Ask for a fixed-amount BOLT11 receive into the wallet, once. A 409 (the id is
+        taken: an earlier attempt got through) or an unknown outcome is left to the reads
+        of that id; the request is never sent twice."""
+        wallet = request.target
+        if request.kind != "wallet" or wallet.environment_id is None:
+            raise VoltageIacError(f"{request.key}: only wallets of an environment can receive")
+        body = {
+            "id": request.payment_id,
+            "wallet_id": wallet.id,
+            "payment_kind": "bolt11",
+            "amount": {"currency": "btc", "amount": request.amount_msats},
+            "description": request.description,
+            "expiration": 3600,
+            "metadata": dict(request.metadata),
+        }
+        try:
+            self.client.create_payment(self.organization_id, wallet.environment_id, body)
+        except WriteOutcomeUnknown as exc:
+            log.info("receive %s: outcome unknown (%s); reading it", request.payment_id, exc)
+        except InvalidRequestError as exc:
+            if exc.status != 409:
+                raise
+            log.info("receive %s: id already taken; reading it", request.payment_id)
+        return request.payment_id
+
+    def read_receive(self, request: ReceiveRequest, reference: str) -> ReceiveState | None:
+        raw = self.client.get_payment(
+            self.organization_id, request.target.environment_id, reference
+        )
+        if raw is None:
+            return None
+        return parse_receive(raw, request)
+
     # -- helpers -------------------------------------------------------------------------
     def _write_then_wait(
         self, send: Callable[[], None], done: Callable[[], bool], what: str
@@ -541,6 +581,43 @@ def parse_wallet(data: Any) -> LiveWallet:
         owner=owner,
         has_funds=_has_funds(balances),
         protected=identity.is_protected(metadata),
+    )
+
+
+def parse_receive(data: Any, request: ReceiveRequest) -> ReceiveState:
+    """A contract `Payment` (direction receive) -> ReceiveState."""
+    what = f"payment {request.payment_id}"
+    if not isinstance(data, dict):
+        raise MalformedResponseError(f"{what}: expected a JSON object")
+    if str(data.get("wallet_id", "")).lower() != request.target.id.lower():
+        raise MalformedResponseError(f"{what}: belongs to another wallet")
+    if data.get("direction") not in (None, "receive"):
+        raise MalformedResponseError(f"{what}: is not a receive")
+    status = _require(data, "status", str, what)
+    raw_body = data.get("data")
+    body: dict[str, Any] = raw_body if isinstance(raw_body, dict) else {}
+    raw_error = data.get("error")
+    if status == "failed" or isinstance(raw_error, dict):
+        error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+        return ReceiveState(
+            "failed",
+            error_type=str(error.get("type") or "receive_failed"),
+            error_code=str(error["code"]) if error.get("code") else None,
+            detail=str(error.get("detail") or ""),
+        )
+    invoice = body.get("payment_request")
+    if isinstance(invoice, str) and invoice:
+        owed = None
+        amount = body.get("amount")
+        if isinstance(amount, dict) and isinstance(amount.get("amount"), int):
+            owed = amount["amount"]
+        return ReceiveState("ready", payment_request=invoice, owed_msats=owed)
+    if status in ("generating", "receiving", "pending", "detected"):
+        return ReceiveState("pending")
+    return ReceiveState(
+        "failed",
+        error_type=f"receive_{status}",
+        detail=f"the receive is {status} and has no invoice",
     )
 
 
