@@ -79,6 +79,7 @@ class VoltageGroup(click.Group):
         **extra: Any,
     ) -> Any:
         _state["debug"] = False
+        args = _hoist_global_flags(list(args) if args is not None else sys.argv[1:])
         try:
             code = super().main(
                 args=args,
@@ -123,6 +124,28 @@ class VoltageGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+#: Flags of the whole command that are accepted after the subcommand too.
+_GLOBAL_FLAGS = frozenset({"--debug", "--no-color", "--verbose"})
+
+
+def _is_global_flag(arg: str) -> bool:
+    return arg in _GLOBAL_FLAGS or (len(arg) > 1 and arg[0] == "-" and set(arg[1:]) == {"v"})
+
+
+def _hoist_global_flags(args: list[str]) -> list[str]:
+    """`voltage-iac plan x.yaml --no-color` works like `voltage-iac --no-color plan x.yaml`:
+    the global flags (they take no value) are moved before the subcommand. Arguments
+    after `--` are left alone."""
+    if "--" in args:
+        cut = args.index("--")
+        head, tail = args[:cut], args[cut:]
+    else:
+        head, tail = args, []
+    flags = [a for a in head if _is_global_flag(a)]
+    rest = [a for a in head if not _is_global_flag(a)]
+    return [*flags, *rest, *tail]
 
 
 def _report_error(exc: VoltageIacError) -> None:
@@ -527,6 +550,25 @@ def drift(
     else:
         click.echo(text, nl=False)
     return EXIT_OK if report.in_sync else EXIT_CHANGES
+
+
+@cli.command()
+@click.option("--path", "show_path", is_flag=True, help="Print the schema file's path instead.")
+def schema(show_path: bool) -> int:
+    """Print the configuration's JSON Schema (for editors and YAML language servers).
+
+    \b
+    Example:
+      voltage-iac schema > config.schema.json
+      voltage-iac schema --path
+    """
+    from voltage_iac.config.schema import SCHEMA_PATH
+
+    if show_path:
+        click.echo(str(SCHEMA_PATH))
+    else:
+        click.echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)
+    return EXIT_OK
 
 
 @cli.command(name="import")
