@@ -74,3 +74,26 @@ def test_a_v1_plan_file_is_refused_with_a_clear_message(backend: Backend) -> Non
     # Nothing was created.
     if backend.api is not None:
         assert not [w for w in backend.wallets() if w["name"] == "ops"]
+
+
+def test_each_command_help_shows_an_example_its_environment_and_exit_codes() -> None:
+    import re
+
+    import voltage_iac
+
+    package = Path(voltage_iac.__file__).parent
+    source = "\n".join(p.read_text(encoding="utf-8") for p in package.rglob("*.py"))
+    runner = CliRunner()
+    for command in ("validate", "plan", "apply", "drift", "import"):
+        result = runner.invoke(cli, [command, "--help"])
+        assert result.exit_code == EXIT_OK, result.output
+        text = result.output
+        assert f"voltage-iac {command} " in text.split("Example:")[1]
+        assert "Exit codes:" in text and "0 " in text.split("Exit codes:")[1]
+        environment = text.split("Environment:")[1].split("Exit codes:")[0]
+        names = re.findall(r"^\s+([A-Z][A-Z_]+)\s", environment, flags=re.M)
+        assert names, text
+        for name in names:  # every variable named is one the program really reads
+            assert f'"{name}"' in source, name
+    assert "2 changes present" in runner.invoke(cli, ["plan", "--help"]).output
+    assert "5 blocked" in runner.invoke(cli, ["apply", "--help"]).output

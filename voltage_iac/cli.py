@@ -252,7 +252,27 @@ _target_option = click.option(
 )
 
 
-@cli.command()
+def _epilog(example: str, env: str, exits: str) -> str:
+    """The end of a command's --help: an example, the environment it reads, its exit codes."""
+    return f"\b\nExample:\n  {example}\n\n\b\nEnvironment:\n{env}\n\n\b\nExit codes:\n{exits}"
+
+
+_ENV_API = (
+    "  VOLTAGE_API_KEY   API key of the Voltage provider (never printed)\n"
+    "  VOLTAGE_API_KEY_FILE  a file holding that key instead\n"
+    "  VOLTAGE_API_URL   API base URL ('emulator' for the embedded emulator)\n"
+    "  NO_COLOR          never colour the output"
+)
+_ENV_NONE = "  NO_COLOR          never colour the output (no API is contacted)"
+_EXITS_BASE = (
+    "  0 success   1 error (API, network)   3 invalid configuration or usage\n"
+    "  4 authentication or permission refused   130 interrupted"
+)
+
+
+@cli.command(
+    epilog=_epilog("voltage-iac validate wallets.yaml", _ENV_NONE, "  0 valid   3 invalid")
+)
 @_config_path
 def validate(path: Path) -> int:
     """Check the configuration (schema, references, limits) without contacting any API."""
@@ -268,7 +288,13 @@ def validate(path: Path) -> int:
     return EXIT_OK
 
 
-@cli.command()
+@cli.command(
+    epilog=_epilog(
+        "voltage-iac plan wallets.yaml --out plan.json --detailed-exitcode",
+        _ENV_API,
+        _EXITS_BASE + "\n  2 changes present (with --detailed-exitcode)",
+    )
+)
 @_config_path
 @click.option(
     "--format",
@@ -340,7 +366,13 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-@cli.command()
+@cli.command(
+    epilog=_epilog(
+        "voltage-iac apply wallets.yaml --plan plan.json --auto-approve",
+        _ENV_API,
+        _EXITS_BASE + "\n  5 blocked by a safety rule or a stale reviewed plan (nothing changed)",
+    )
+)
 @_config_path
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--allow-delete", is_flag=True, help="Allow deleting owned wallets.")
@@ -489,7 +521,13 @@ def _finish(report: ApplyReport, color: bool) -> int:
     return EXIT_OK
 
 
-@cli.command()
+@cli.command(
+    epilog=_epilog(
+        "voltage-iac drift wallets.yaml --format junit --output drift.xml",
+        _ENV_API,
+        _EXITS_BASE + "\n  2 drift found",
+    )
+)
 @_config_path
 @click.option(
     "--format",
@@ -571,7 +609,14 @@ def schema(show_path: bool) -> int:
     return EXIT_OK
 
 
-@cli.command(name="import")
+@cli.command(
+    name="import",
+    epilog=_epilog(
+        "voltage-iac import wallets.yaml --environment staging --output imported.yaml",
+        _ENV_API,
+        _EXITS_BASE,
+    ),
+)
 @_config_path
 @click.option("--environment", required=True, help="Environment (name in the config) to import.")
 @click.option(
