@@ -81,6 +81,7 @@ class VoltageGroup(click.Group):
     ) -> Any:
         _state["debug"] = False
         _state["watchdog"] = None
+        args = _hoist_global_flags(list(args) if args is not None else sys.argv[1:])
         try:
             code = super().main(
                 args=args,
@@ -130,6 +131,28 @@ class VoltageGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+#: Flags of the whole command that are accepted after the subcommand too.
+_GLOBAL_FLAGS = frozenset({"--debug", "--no-color", "--verbose"})
+
+
+def _is_global_flag(arg: str) -> bool:
+    return arg in _GLOBAL_FLAGS or (len(arg) > 1 and arg[0] == "-" and set(arg[1:]) == {"v"})
+
+
+def _hoist_global_flags(args: list[str]) -> list[str]:
+    """`voltage-iac plan x.yaml --no-color` works like `voltage-iac --no-color plan x.yaml`:
+    the global flags (they take no value) are moved before the subcommand. Arguments
+    after `--` are left alone."""
+    if "--" in args:
+        cut = args.index("--")
+        head, tail = args[:cut], args[cut:]
+    else:
+        head, tail = args, []
+    flags = [a for a in head if _is_global_flag(a)]
+    rest = [a for a in head if not _is_global_flag(a)]
+    return [*flags, *rest, *tail]
 
 
 def _report_error(exc: VoltageIacError) -> None:
@@ -252,7 +275,27 @@ _target_option = click.option(
 )
 
 
-@cli.command()
+def _epilog(example: str, env: str, exits: str) -> str:
+    """The end of a command's --help: an example, the environment it reads, its exit codes."""
+    return f"\b\nExample:\n  {example}\n\n\b\nEnvironment:\n{env}\n\n\b\nExit codes:\n{exits}"
+
+
+_ENV_API = (
+    "  VOLTAGE_API_KEY   API key of the Voltage provider (never printed)\n"
+    "  VOLTAGE_API_KEY_FILE  a file holding that key instead\n"
+    "  VOLTAGE_API_URL   API base URL ('emulator' for the embedded emulator)\n"
+    "  NO_COLOR          never colour the output"
+)
+_ENV_NONE = "  NO_COLOR          never colour the output (no API is contacted)"
+_EXITS_BASE = (
+    "  0 success   1 error (API, network)   3 invalid configuration or usage\n"
+    "  4 authentication or permission refused   130 interrupted"
+)
+
+
+@cli.command(
+    epilog=_epilog("voltage-iac validate wallets.yaml", _ENV_NONE, "  0 valid   3 invalid")
+)
 @_config_path
 def validate(path: Path) -> int:
     """Check the configuration (schema, references, limits) without contacting any API."""
@@ -268,7 +311,13 @@ def validate(path: Path) -> int:
     return EXIT_OK
 
 
-@cli.command()
+@cli.command(
+    epilog=_epilog(
+        "voltage-iac plan wallets.yaml --out plan.json --detailed-exitcode",
+        _ENV_API,
+        _EXITS_BASE + "\n  2 changes present (with --detailed-exitcode)",
+    )
+)
 @_config_path
 @click.option(
     "--format",
@@ -340,7 +389,13 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-@cli.command()
+@cli.command(
+    epilog=_epilog(
+        "voltage-iac apply wallets.yaml --plan plan.json --auto-approve",
+        _ENV_API,
+        _EXITS_BASE + "\n  5 blocked by a safety rule or a stale reviewed plan (nothing changed)",
+    )
+)
 @_config_path
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--allow-delete", is_flag=True, help="Allow deleting owned wallets.")
@@ -519,7 +574,13 @@ def _finish(report: ApplyReport, color: bool) -> int:
     return EXIT_OK
 
 
-@cli.command()
+@cli.command(
+    epilog=_epilog(
+        "voltage-iac drift wallets.yaml --format junit --output drift.xml",
+        _ENV_API,
+        _EXITS_BASE + "\n  2 drift found",
+    )
+)
 @_config_path
 @click.option(
     "--format",
@@ -582,7 +643,33 @@ def drift(
     return EXIT_OK if report.in_sync else EXIT_CHANGES
 
 
-@cli.command(name="import")
+@cli.command()
+@click.option("--path", "show_path", is_flag=True, help="Print the schema file's path instead.")
+def schema(show_path: bool) -> int:
+    """Print the configuration's JSON Schema (for editors and YAML language servers).
+
+    \b
+    Example:
+      voltage-iac schema > config.schema.json
+      voltage-iac schema --path
+    """
+    from voltage_iac.config.schema import SCHEMA_PATH
+
+    if show_path:
+        click.echo(str(SCHEMA_PATH))
+    else:
+        click.echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)
+    return EXIT_OK
+
+
+@cli.command(
+    name="import",
+    epilog=_epilog(
+        "voltage-iac import wallets.yaml --environment staging --output imported.yaml",
+        _ENV_API,
+        _EXITS_BASE,
+    ),
+)
 @_config_path
 @click.option("--environment", required=True, help="Environment (name in the config) to import.")
 @click.option(
