@@ -540,10 +540,14 @@ def _echo_start(change: Change) -> None:
 def _echo_result(result: OperationResult, color: bool) -> None:
     if result.status == "done":
         mark = click.style("done", fg="green") if color else "done"
-        click.echo(f"{result.key}: {result.action} {mark} ({result.seconds:.1f}s)", err=True)
+        click.echo(
+            f"{result.kind} {result.key}: {result.action} {mark} ({result.seconds:.1f}s)", err=True
+        )
     elif result.status == "failed":
         mark = click.style("FAILED", fg="red", bold=True) if color else "FAILED"
-        click.echo(f"{result.key}: {result.action} {mark}: {result.message}", err=True)
+        click.echo(
+            f"{result.kind} {result.key}: {result.action} {mark}: {result.message}", err=True
+        )
 
 
 def _finish(report: ApplyReport, color: bool) -> int:
