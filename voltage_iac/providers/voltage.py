@@ -47,6 +47,7 @@ from voltage_iac.model import (
 )
 from voltage_iac.providers import registry
 from voltage_iac.providers.base import ConnectOptions, unsupported
+from voltage_iac.providers.voltage_webhooks import VoltageWebhooks
 from voltage_iac.secret import Secret
 from voltage_iac.waiting import poll_until
 
@@ -82,6 +83,7 @@ class VoltageProvider:
         self.poll_max = poll_max
         self._clock = clock
         self._sleep = sleep
+        self.webhooks = VoltageWebhooks(self)
 
     def describe(self) -> str:
         return self._description
@@ -129,8 +131,11 @@ class VoltageProvider:
                 with _context("list lines of credit"):
                     summary = parse_line_of_credit(item)
                 summaries[summary.id] = summary
+        webhooks = self.webhooks.read(desired)
         return LiveState(
-            resources=frozen_map({"wallet": tuple(sorted(wallets, key=lambda w: w.id))}),
+            resources=frozen_map(
+                {"wallet": tuple(sorted(wallets, key=lambda w: w.id)), "webhook": webhooks}
+            ),
             lines_of_credit=frozen_map(summaries),
             environments_read=tuple(sorted(desired.environments)),
             client_chosen_ids=self.spec.client_chosen_ids,
@@ -166,6 +171,8 @@ class VoltageProvider:
 
     # -- writes --------------------------------------------------------------------------
     def execute(self, operation: Operation) -> str | None:
+        if operation.kind == "webhook":
+            return self.webhooks.execute(operation)
         if operation.kind != "wallet":
             raise unsupported("voltage", operation)
         if operation.verb == "create":
