@@ -132,7 +132,7 @@ def test_full_voltage_file_loads_into_the_expected_state() -> None:
         api_url="emulator",
         environments=frozen_map({"staging": staging, "prod": prod}),
         lines_of_credit=frozen_map({"main": main, "prod-line": prod_line}),
-        resources=frozen_map({"wallet": frozen_map(expected_wallets)}),
+        resources=frozen_map({"wallet": frozen_map(expected_wallets), "webhook": frozen_map({})}),
         guards=Guards(mass_change_share=0.5, mass_change_min_wallets=4, limit_increase_factor=20.0),
         ignore=("*:metadata.external-*",),
         files=(str(path),),

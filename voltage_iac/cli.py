@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 import click
 
-from voltage_iac import __version__
+from voltage_iac import __version__, kinds
 from voltage_iac.config import load_config
 from voltage_iac.connect import ConnectOptions, open_backend
 from voltage_iac.engine import ApplyEvents, ApplyOptions, ApplyReport, Engine, OperationResult
@@ -495,7 +495,7 @@ def apply(
             verified = _verify_after_apply(engine, desired, outcome.report, timeout)
     if not outcome.plan.has_changes:
         return EXIT_OK
-    code = _finish(outcome.report, color)
+    code = _finish(outcome.report, color, desired)
     if verified is not None:
         _emit_verify(verified, "text", None)
         if not verified.ok:
@@ -550,7 +550,7 @@ def _echo_result(result: OperationResult, color: bool) -> None:
         )
 
 
-def _finish(report: ApplyReport, color: bool) -> int:
+def _finish(report: ApplyReport, color: bool, desired: DesiredState | None = None) -> int:
     done = [r for r in report.results if r.status == "done"]
     lines = ["", "Results:"]
     for result in sorted(report.results, key=lambda r: r.key):
@@ -558,6 +558,11 @@ def _finish(report: ApplyReport, color: bool) -> int:
         line = f"  {result.key:<24} {result.action:<8} {result.status}{detail}"
         if result.status == "failed":
             line += f"\n      {result.message}"
+        elif result.status == "done" and desired is not None:
+            note = kinds.get(result.kind).result_detail(
+                desired.of(result.kind).get(result.key), result.action
+            )
+            line += f"\n      {note}" if note else ""
         lines.append(line)
     click.echo("\n".join(lines))
     summary = (
@@ -798,3 +803,39 @@ def _emit_verify(report: Any, fmt: str, output: Path | None) -> None:
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     cli.main(args=list(argv) if argv is not None else None, prog_name="voltage-iac")
     raise SystemExit(EXIT_OK)  # pragma: no cover - cli.main always exits
+
+
+@cli.command(name="rotate-secret")
+@_config_path
+@click.argument("kind", metavar="KIND")
+@click.argument("key", metavar="KEY")
+@_backend_options
+def rotate_secret_command(
+    path: Path,
+    kind: str,
+    key: str,
+    api_url: str | None,
+    emulator_db: str | None,
+    timeout: float,
+) -> int:
+    """Make a new secret for one entry (KIND: webhook) and hand it to its `secret` sink.
+
+    The new secret is never shown: it goes only to the file or command the entry's
+    `secret:` names. The old secret stops working at once.
+    """
+    from voltage_iac.rotation import rotate_secret
+
+    desired = load_config(path)
+    rate = click.get_current_context().obj.get("rate")
+    options = ConnectOptions(
+        api_url=api_url,
+        emulator_db=emulator_db,
+        wait_timeout=timeout,
+        max_requests_per_second=rate,
+    )
+    with open_backend(desired, options) as backend:
+        rotated = rotate_secret(desired, backend, kind, key)
+    click.echo(
+        f"Rotated the secret of {rotated.kind} {rotated.key} ({rotated.id}): {rotated.detail}."
+    )
+    return EXIT_OK

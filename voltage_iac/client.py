@@ -380,6 +380,90 @@ class VoltageClient:
             return None
         return self._expect_object(data, operation)
 
+    # -- webhooks ----------------------------------------------------------------------
+
+    def list_webhooks(self, org: str, environment_id: str) -> list[dict[str, Any]]:
+        """Every webhook of one environment: active, stopped and deleted (deleted ones
+        keep their id, which can never be used again)."""
+        operation = f"list webhooks of environment {environment_id}"
+        data = self._request(
+            "GET",
+            _path("organizations", org, "webhooks"),
+            operation,
+            params=[
+                ("environment_ids", environment_id),
+                *(("statuses", status) for status in ("active", "stopped", "deleted")),
+            ],
+        )
+        return self._expect_list_of_objects(data, operation)
+
+    def get_webhook(self, org: str, environment_id: str, webhook_id: str) -> dict[str, Any] | None:
+        """One webhook, or None when the API says it does not exist (404)."""
+        operation = f"read webhook {webhook_id}"
+        try:
+            data = self._request("GET", _webhook_path(org, environment_id, webhook_id), operation)
+        except NotFoundError as exc:
+            _raise_unless_documented_404(exc)
+            return None
+        return self._expect_object(data, operation)
+
+    def create_webhook(self, org: str, environment_id: str, body: dict[str, Any]) -> Secret:
+        """Create a webhook (202); returns the signing secret the answer shows once, as a
+        `Secret`. An answer without a readable secret raises `MalformedResponseError`
+        (the webhook may exist then: the caller reads before anything else)."""
+        webhook_id = body.get("id") if isinstance(body, dict) else None
+        label = webhook_id if isinstance(webhook_id, str) else "(without id)"
+        answer = self._request(
+            "POST",
+            _path("organizations", org, "environments", environment_id, "webhooks"),
+            f"create webhook {label}",
+            body=body,
+            secret_answer=True,
+        )
+        assert isinstance(answer, Secret)
+        return answer
+
+    def update_webhook(
+        self, org: str, environment_id: str, webhook_id: str, body: dict[str, Any]
+    ) -> None:
+        """Change url, name and events (events are replaced whole)."""
+        self._request(
+            "PATCH",
+            _webhook_path(org, environment_id, webhook_id),
+            f"update webhook {webhook_id}",
+            body=body,
+        )
+
+    def delete_webhook(self, org: str, environment_id: str, webhook_id: str) -> None:
+        self._request(
+            "DELETE", _webhook_path(org, environment_id, webhook_id), f"delete webhook {webhook_id}"
+        )
+
+    def start_webhook(self, org: str, environment_id: str, webhook_id: str) -> None:
+        self._request(
+            "POST",
+            _webhook_path(org, environment_id, webhook_id, "start"),
+            f"start webhook {webhook_id}",
+        )
+
+    def stop_webhook(self, org: str, environment_id: str, webhook_id: str) -> None:
+        self._request(
+            "POST",
+            _webhook_path(org, environment_id, webhook_id, "stop"),
+            f"stop webhook {webhook_id}",
+        )
+
+    def rotate_webhook_key(self, org: str, environment_id: str, webhook_id: str) -> Secret:
+        """A new signing secret for the webhook (the old one stops working at once)."""
+        answer = self._request(
+            "POST",
+            _webhook_path(org, environment_id, webhook_id, "keys"),
+            f"rotate the key of webhook {webhook_id}",
+            secret_answer=True,
+        )
+        assert isinstance(answer, Secret)
+        return answer
+
     # -- the request ------------------------------------------------------------------
 
     def _request(
@@ -391,9 +475,12 @@ class VoltageClient:
         params: list[tuple[str, str]] | None = None,
         body: Any = None,
         listing: bool = False,
+        secret_answer: bool = False,
     ) -> Any:
         """Send one logical request through the core; return the parsed JSON body of a
-        read (None for a write)."""
+        read (None for a write). `secret_answer`: a write whose answer carries a secret
+        shown once (`WebhookPlainSecret`); it is returned as a `Secret`, and no error
+        message ever quotes that answer's body."""
         is_write = method != "GET"
         content = None
         if body is not None:
@@ -407,12 +494,14 @@ class VoltageClient:
             params=params,
             content=content,
             headers={"x-api-key": self._api_key.reveal()},
-            # an accepted write's body carries nothing the tool needs
-            read_body=not is_write,
+            # an accepted write's body carries nothing the tool needs, but a secret
+            read_body=not is_write or secret_answer,
             max_body_bytes=cap,
         )
         status = answer.status
         if 200 <= status < 300:
+            if secret_answer:
+                return self._parse_secret(answer, operation)
             if is_write:
                 return None
             return self._parse_success(answer, operation, cap)
@@ -458,6 +547,24 @@ class VoltageClient:
                 f"{self._scrub(_excerpt(answer.body))}",
                 answer=answer,
             ) from None
+
+    def _parse_secret(self, answer: Answer, operation: str) -> Secret:
+        """The `shared_secret` of a `WebhookPlainSecret` answer, wrapped at once. Errors
+        describe the answer's shape only: the body is never quoted."""
+        data: Any = None
+        if not answer.too_large and answer.body is not None:
+            try:
+                data = json.loads(answer.body)
+            except (ValueError, RecursionError):
+                data = None
+        value = data.get("shared_secret") if isinstance(data, dict) else None
+        if not isinstance(value, str) or not value:
+            raise self._error(
+                MalformedResponseError,
+                f"{operation}: the answer (HTTP {answer.status}) carries no readable shared_secret",
+                answer=answer,
+            )
+        return Secret(value)
 
     def _expect_object(self, data: Any, operation: str) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -582,6 +689,12 @@ class VoltageClient:
 def _path(*segments: str) -> str:
     """A path below the base URL, each segment percent-encoded (ids cannot add segments)."""
     return "/" + "/".join(quote(str(segment), safe="") for segment in segments)
+
+
+def _webhook_path(org: str, environment_id: str, webhook_id: str, *rest: str) -> str:
+    return _path(
+        "organizations", org, "environments", environment_id, "webhooks", webhook_id, *rest
+    )
 
 
 def _raise_unless_documented_404(exc: NotFoundError) -> None:

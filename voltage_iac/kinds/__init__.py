@@ -1,4 +1,4 @@
-"""Resource kinds as registered units (wallets first).
+"""Resource kinds as registered units (wallets first, then webhooks).
 
 Each kind module defines its types and rules and registers one `ResourceKind`; the
 generic diff, engine, renderers and drift iterate over `registered()` and look kinds up
@@ -35,8 +35,10 @@ def by_section(section: str) -> ResourceKind | None:
 
 def _register_builtin() -> None:
     from voltage_iac.kinds.wallet import WALLET
+    from voltage_iac.kinds.webhook import WEBHOOK
 
     register(WALLET)
+    register(WEBHOOK)
 
 
 _register_builtin()

@@ -58,6 +58,8 @@ class ResourceKind:
     section: str = ""
     #: how a reader calls several of them ("wallets")
     plural: str = ""
+    #: whether the kind has a secret the backend can rotate (`rotate_secret` operation)
+    rotates_secrets: bool = False
 
     # -- identity ----------------------------------------------------------------------
     def new_id(self, ctx: DiffContext, want: Any, generation: int) -> str | None:
@@ -116,6 +118,11 @@ class ResourceKind:
         return {}, []
 
     # -- apply -------------------------------------------------------------------------
+    def result_detail(self, want: Any | None, verb: str) -> str:
+        """A short, secret-free note shown with a done result of `verb` on `want` (e.g.
+        where a secret the API showed once was handed); empty when there is none."""
+        return ""
+
     def operation(
         self, change: Change, plan: Plan, verb: str, target: str | None, **params: Any
     ) -> Operation:

@@ -81,12 +81,18 @@ _WALLET_FIELDS_VOLTAGE = frozenset(
     | {"ignore"}
 )
 
+_WEBHOOK_FIELDS_VOLTAGE = frozenset(
+    {"name", "environment", "url", "events", "status", "secret", "protect", "ignore"}
+)
+
 VOLTAGE = register(
     BackendSpec(
         name="voltage",
         provider_fields=frozenset({"organization_id", "api_url"}),
         sections=frozenset({"environments", "lines_of_credit"}),
-        kinds=MappingProxyType({"wallet": _WALLET_FIELDS_VOLTAGE}),
+        kinds=MappingProxyType(
+            {"wallet": _WALLET_FIELDS_VOLTAGE, "webhook": _WEBHOOK_FIELDS_VOLTAGE}
+        ),
         reasons=_frozen(
             {
                 "provider.url": "`url` is for the lnbits provider; for Voltage, use `api_url` "
@@ -110,6 +116,8 @@ LNBITS = register(
                 "section",
                 "lines_of_credit": "LNbits has no environments or lines of credit: remove this "
                 "section",
+                "webhooks": "voltage-iac manages webhooks on the Voltage API only (LNbits "
+                "webhooks belong to its extensions): remove this section",
                 "provider.organization_id": "remove it; the lnbits provider takes `url`",
                 "provider.api_url": "remove it; the lnbits provider takes `url`",
                 "wallet.environment": "LNbits has no environments: remove it",

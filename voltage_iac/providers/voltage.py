@@ -53,6 +53,7 @@ from voltage_iac.providers.base import (
     ReceiveState,
     unsupported,
 )
+from voltage_iac.providers.voltage_webhooks import VoltageWebhooks
 from voltage_iac.secret import Secret
 from voltage_iac.waiting import poll_until
 
@@ -145,6 +146,7 @@ class VoltageProvider:
             clock,
         )
         self._env_sizes: dict[str, int] = {}  # wallets per environment, as last listed
+        self.webhooks = VoltageWebhooks(self)
 
     def describe(self) -> str:
         return self._description
@@ -194,8 +196,11 @@ class VoltageProvider:
                 with _context("list lines of credit"):
                     summary = parse_line_of_credit(item)
                 summaries[summary.id] = summary
+        webhooks = self.webhooks.read(desired)
         return LiveState(
-            resources=frozen_map({"wallet": tuple(sorted(wallets, key=lambda w: w.id))}),
+            resources=frozen_map(
+                {"wallet": tuple(sorted(wallets, key=lambda w: w.id)), "webhook": webhooks}
+            ),
             lines_of_credit=frozen_map(summaries),
             environments_read=tuple(sorted(desired.environments)),
             client_chosen_ids=self.spec.client_chosen_ids,
@@ -231,6 +236,8 @@ class VoltageProvider:
 
     # -- writes --------------------------------------------------------------------------
     def execute(self, operation: Operation) -> str | None:
+        if operation.kind == "webhook":
+            return self.webhooks.execute(operation)
         if operation.kind != "wallet":
             raise unsupported("voltage", operation)
         if operation.verb == "create":

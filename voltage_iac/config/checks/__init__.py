@@ -5,7 +5,15 @@ registers every section; the order of the imports is the order of the sections i
 messages and in the digest. `build.py` runs them.
 """
 
-from voltage_iac.config.checks import references, wallets
+from voltage_iac.config.checks import references, wallets, webhooks
 from voltage_iac.config.checks.registry import Context, Section, register, sections
 
-__all__ = ["Context", "Section", "references", "register", "sections", "wallets"]
+__all__ = [
+    "Context",
+    "Section",
+    "references",
+    "register",
+    "sections",
+    "wallets",
+    "webhooks",
+]

@@ -1,0 +1,244 @@
+"""The webhook kind: endpoints the Voltage API calls when a payment succeeds or fails.
+
+A registered resource kind (see `voltage_iac.kinds.base`). Owns the webhook's desired
+and live types and its pure rules: `url`, `name` and `events` change in place (events
+are replaced whole and compared as a set); `status` (active or stopped) becomes a
+start or stop; the environment is fixed at creation, so moving a webhook is a
+replacement (a new webhook with the next generation's id, then the old one deleted).
+
+Ids are chosen by the client: a UUIDv5 in a namespace of the webhook kind's own, over
+organization, environment, stack, key and generation (`webhook_id`), so a repeated or
+crashed apply can only ever address the webhook it meant.
+
+Ownership: the API keeps no metadata on a webhook, so it is recorded in the only field
+the client sets at creation, the name, as a marker after the display name:
+`Payment events [iac:acme:payment-events]` (`:N` is added for generation N > 0). The
+provider strips it for display and comparison (`split_name`); a webhook is owned only
+when its marker names this stack and its id is the one that marker derives, so a copied
+name never makes a hand-made webhook look owned. Display names may not contain `[iac:`.
+
+The signing secret the API shows once (at creation and at each key rotation) goes to
+the webhook's `secret` sink (`voltage_iac.secret_sink`); nothing else ever sees it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from voltage_iac.kinds.base import DiffContext, Operation, ResourceKind
+from voltage_iac.model import Ownership, SourceRef
+from voltage_iac.plan import Action, Change, FieldChange, Plan
+from voltage_iac.secret_sink import SecretSink
+
+#: Fixed namespace for voltage-iac webhook ids (not the wallets'). Changing it would
+#: re-key every webhook.
+WEBHOOK_NAMESPACE = uuid.UUID("3c9d7b52-1e4f-5a86-b0d2-7f61e8a4c935")
+
+#: The contract's `EventTypes`, as the configuration spells them (`kind.event`).
+EVENT_TYPES = (
+    "send.succeeded",
+    "send.failed",
+    "receive.generated",
+    "receive.detected",
+    "receive.refreshed",
+    "receive.expired",
+    "receive.succeeded",
+    "receive.completed",
+    "receive.failed",
+    "test.created",
+)
+
+STATUSES = ("active", "stopped")
+
+#: The API's limit on a webhook name; the display name leaves room for the marker.
+API_NAME_MAX = 256
+DISPLAY_NAME_MAX = 100
+
+MARKER_PREFIX = "[iac:"
+_PART = r"[a-z0-9][a-z0-9._-]{0,63}"
+_MARKER_RE = re.compile(
+    rf"^(?P<display>.*) \[iac:(?P<stack>{_PART}):(?P<key>{_PART})"
+    r"(?::(?P<gen>[1-9][0-9]{0,8}))?\]$",
+    re.DOTALL,
+)
+
+
+def webhook_id(
+    organization_id: str, environment_id: str, stack: str, key: str, generation: int = 0
+) -> str:
+    """The deterministic id of generation `generation` of webhook `key` in `stack`."""
+    name = "/".join(
+        [
+            str(uuid.UUID(organization_id)),
+            str(uuid.UUID(environment_id)),
+            stack,
+            key,
+            str(generation),
+        ]
+    )
+    return str(uuid.uuid5(WEBHOOK_NAMESPACE, name))
+
+
+def marker(stack: str, key: str, generation: int = 0) -> str:
+    """The ownership marker of entry `key` of `stack`, e.g. `[iac:acme:payment-events]`."""
+    suffix = f":{generation}" if generation else ""
+    return f"{MARKER_PREFIX}{stack}:{key}{suffix}]"
+
+
+def marked_name(display: str, stack: str, key: str, generation: int = 0) -> str:
+    """The name sent to the API: the display name, a space, the ownership marker."""
+    if MARKER_PREFIX in display:
+        raise ValueError(f"a webhook display name cannot contain {MARKER_PREFIX!r}")
+    return f"{display} {marker(stack, key, generation)}"
+
+
+def split_name(name: str) -> tuple[str, Ownership | None]:
+    """A live webhook's name -> (display name, ownership or None)."""
+    match = _MARKER_RE.match(name)
+    if not match:
+        return name, None
+    return match.group("display"), Ownership(
+        stack=match.group("stack"),
+        key=match.group("key"),
+        generation=int(match.group("gen") or 0),
+    )
+
+
+def api_events(events: Sequence[str]) -> list[dict[str, str]]:
+    """`send.succeeded` -> `{"send": "succeeded"}` (the contract's EventTypes)."""
+    out = []
+    for event in events:
+        kind, _, name = event.partition(".")
+        out.append({kind: name})
+    return out
+
+
+@dataclass(frozen=True)
+class DesiredWebhook:
+    """One webhook as the configuration wants it. `events` is sorted, without repeats."""
+
+    key: str
+    name: str  # display name, without the ownership marker
+    environment: str
+    environment_id: str
+    url: str
+    events: tuple[str, ...]
+    status: str = "active"
+    secret: SecretSink = field(default_factory=SecretSink)
+    protect: bool = False
+    pinned_id: str | None = None
+    ignore: tuple[str, ...] = ()
+    source: SourceRef | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class LiveWebhook:
+    """One webhook as the API reports it. `name` is the display name (marker removed)
+    when the webhook is owned, the full name otherwise; `active` is False once deleted
+    (a stopped webhook is still active in this sense: it exists)."""
+
+    id: str
+    name: str
+    environment_id: str
+    url: str
+    events: tuple[str, ...]
+    status: str  # active | stopped | deleted
+    active: bool = True
+    owner: Ownership | None = None
+    deletion_failed_at: str | None = None
+
+
+class WebhookKind(ResourceKind):
+    name = "webhook"
+    section = "webhooks"
+    plural = "webhooks"
+    rotates_secrets = True
+
+    def new_id(self, ctx: DiffContext, want: Any, generation: int) -> str | None:
+        if not ctx.live.client_chosen_ids:
+            return None
+        return webhook_id(
+            ctx.desired.organization_id,
+            want.environment_id,
+            ctx.desired.stack,
+            want.key,
+            generation,
+        )
+
+    def create_fields(self, ctx: DiffContext, want: Any) -> list[FieldChange]:
+        return [
+            FieldChange("name", None, want.name),
+            FieldChange("environment", None, want.environment),
+            FieldChange("url", None, want.url),
+            FieldChange("events", None, list(want.events)),
+            FieldChange("status", None, want.status),
+            FieldChange("secret_sink", None, want.secret.describe()),
+        ]
+
+    def compare(self, ctx: DiffContext, want: Any, current: Any) -> list[FieldChange]:
+        out: list[FieldChange] = []
+        if want.environment_id != current.environment_id:
+            before = ctx.env_names.get(current.environment_id, current.environment_id)
+            out.append(FieldChange("environment", before, want.environment, True))
+        if want.name != current.name:
+            out.append(FieldChange("name", current.name, want.name))
+        if want.url != current.url:
+            out.append(FieldChange("url", current.url, want.url))
+        if tuple(sorted(set(want.events))) != tuple(sorted(set(current.events))):
+            out.append(FieldChange("events", list(current.events), list(want.events)))
+        if want.status != current.status:
+            out.append(FieldChange("status", current.status, want.status))
+        return out
+
+    def replace_reasons(self, fields: Sequence[FieldChange]) -> tuple[str, ...]:
+        return ("the environment is fixed at creation",)
+
+    def delete_fields(self, current: Any) -> list[FieldChange]:
+        return [FieldChange("name", current.name, None), FieldChange("url", current.url, None)]
+
+    def snapshot(self, current: Any) -> dict[str, Any]:
+        return {
+            "id": current.id,
+            "name": current.name,
+            "active": current.active,
+            "environment_id": current.environment_id,
+            "url": current.url,
+            "events": list(current.events),
+            "status": current.status,
+        }
+
+    def result_detail(self, want: Any | None, verb: str) -> str:
+        if want is None or verb not in ("create", "replace", "rotate_secret"):
+            return ""
+        return f"signing secret handed to {want.secret.describe()}"
+
+    def operations(self, change: Change, plan: Plan) -> list[Operation]:
+        """An update is one PATCH (url, name, events) and/or a start or stop; a create
+        of a stopped webhook is followed by a stop."""
+        want = change.desired
+        if change.action is Action.UPDATE:
+            names = {f.field for f in change.fields}
+            out = []
+            if names & {"name", "url", "events"}:
+                out.append(self.operation(change, plan, "update", change.id))
+            if "status" in names:
+                verb = "start" if want.status == "active" else "stop"
+                out.append(self.operation(change, plan, verb, change.id))
+            return out
+        out = []
+        for op in super().operations(change, plan):
+            out.append(op)
+            if op.verb == "create" and want.status == "stopped":
+                # id None: the webhook that create made
+                out.append(
+                    dataclasses.replace(self.operation(change, plan, "stop", None), live=None)
+                )
+        return out
+
+
+WEBHOOK = WebhookKind()
