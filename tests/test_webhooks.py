@@ -306,6 +306,64 @@ def test_unmanaged_and_copied_marker_webhooks_are_listed_and_never_touched(world
     assert sorted(h["status"] for h in world.webhooks()) == ["active", "active"]
 
 
+def test_import_adopts_hand_made_webhooks_pinned_by_id_then_manages_them(world: World) -> None:
+    hand_made = "11111111-2222-4333-8444-777777777777"
+    world.api.post(
+        f"/organizations/{DEMO_ORGANIZATION_ID}/environments/{DEMO_STAGING_ENVIRONMENT_ID}"
+        "/webhooks",
+        json={
+            "id": hand_made,
+            "url": "https://legacy.example.com/hooks",
+            "name": "Legacy alerts",
+            "events": [{"send": "failed"}, {"receive": "completed"}],
+        },
+    ).raise_for_status()
+    wait_until(lambda: len(world.webhooks()) == 1)
+    config = world.write({})
+
+    imported = world.runner.invoke(
+        cli,
+        ["import", str(config), "--environment", "staging", "--api-url", world.emu.base_url],
+        env=world.env,
+        catch_exceptions=False,
+    )
+    assert imported.exit_code == 0, imported.output
+    assert "rotate-secret CONFIG webhook legacy-alerts" in imported.stderr
+    hooks = yaml.safe_load(imported.stdout)["webhooks"]
+    assert hooks == {
+        "legacy-alerts": {
+            "id": hand_made,
+            "name": "Legacy alerts",
+            "environment": "staging",
+            "url": "https://legacy.example.com/hooks",
+            "events": ["receive.completed", "send.failed"],
+            "secret": {"file": "secrets/legacy-alerts.env"},
+        }
+    }
+
+    config = world.write(hooks)
+    plan = world.run("plan", str(config), "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+    assert "No changes." in plan.stdout and hand_made not in plan.stdout  # not unmanaged
+
+    # the adopted webhook is now managed in place: a url change updates the same id
+    hooks["legacy-alerts"]["url"] = "https://legacy.example.com/v2"
+    config = world.write(hooks)
+    applied = world.run("apply", str(config), "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    (live,) = world.webhooks()
+    assert live["id"] == hand_made and live["url"] == "https://legacy.example.com/v2"
+    assert world.run("plan", str(config), "--detailed-exitcode").exit_code == 0
+
+
+def test_a_webhook_id_pinned_twice_is_refused_at_validate(world: World) -> None:
+    pinned = "11111111-2222-4333-8444-777777777777"
+    config = world.write({"a": hook(id=pinned), "b": hook(name="Other", id=pinned.upper())})
+    result = world.run("validate", str(config))
+    assert result.exit_code == 3
+    assert f"webhook id {pinned} is already pinned by webhook `a`" in result.output
+
+
 # -- the secret ---------------------------------------------------------------------------
 
 
@@ -546,3 +604,10 @@ def test_the_example_validates_and_applies_on_the_demo_seed(world: World) -> Non
     sinks = [p for p in (world.tmp / "secrets").iterdir()]
     assert sinks and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in sinks)
     assert re.search(r"whsec_", "".join(p.read_text() for p in sinks))
+
+
+def test_validate_counts_every_kind_it_checked(world: World) -> None:
+    config = world.write({"payment-events": hook(), "audit": hook(name="Audit")})
+    result = world.run("validate", str(config))
+    assert result.exit_code == 0, result.output
+    assert "0 wallet(s), 2 webhook(s) in 1 environment(s), provider voltage." in result.stdout

@@ -300,12 +300,16 @@ _EXITS_BASE = (
 def validate(path: Path) -> int:
     """Check the configuration (schema, references, limits) without contacting any API."""
     desired = load_config(path)
-    where = ""
-    if desired.environments:
-        envs = {w.environment for w in desired.wallets.values()}
-        where = f" in {len(envs)} environment(s)"
+    counts: list[str] = []
+    envs: set[str] = set()
+    for kind in kinds.registered():
+        entries = desired.of(kind.name)
+        if entries or kind.name == "wallet":
+            counts.append(f"{len(entries)} {kind.name}(s)")
+        envs |= {str(e.environment) for e in entries.values() if getattr(e, "environment", None)}
+    where = f" in {len(envs)} environment(s)" if desired.environments else ""
     click.echo(
-        f"Configuration valid: stack {desired.stack}, {len(desired.wallets)} wallet(s)"
+        f"Configuration valid: stack {desired.stack}, {', '.join(counts)}"
         f"{where}, provider {desired.provider_kind}."
     )
     return EXIT_OK

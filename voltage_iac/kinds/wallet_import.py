@@ -8,23 +8,11 @@ else is copied as it is live, so that a plan right after import shows no changes
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import Any
 
+from voltage_iac.kinds.naming import import_key
+from voltage_iac.kinds.naming import normal_name as _norm
 from voltage_iac.model import DesiredState, LiveState, same_network
-
-_KEY_OK = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-
-
-def _norm(name: str) -> str:
-    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
-
-
-def _slug(name: str) -> str:
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:56] or "wallet"
-    return text if _KEY_OK.match(text) else "wallet"
 
 
 def import_sections(
@@ -63,11 +51,7 @@ def import_sections(
         if loc_name is None:
             loc_name = f"imported-{wallet.line_of_credit_id[:8]}"
             new_locs[wallet.line_of_credit_id] = loc_name
-        key = _slug(wallet.name)
-        base, n = key, 2
-        while key in taken_keys:
-            key = f"{base[:60]}-{n}"
-            n += 1
+        key = import_key(wallet.name, taken_keys, "wallet")
         taken_keys.add(key)
         taken_names.add(_norm(wallet.name))
         entry: dict[str, Any] = {

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from voltage_iac.kinds.base import DiffContext, Operation, ResourceKind
-from voltage_iac.model import Ownership, SourceRef
+from voltage_iac.kinds.naming import import_key, normal_name
+from voltage_iac.model import DesiredState, LiveState, Ownership, SourceRef
 from voltage_iac.plan import Action, Change, FieldChange, Plan
 from voltage_iac.secret_sink import SecretSink
 
@@ -212,6 +214,62 @@ class WebhookKind(ResourceKind):
             "status": current.status,
         }
 
+    def import_sections(
+        self, desired: DesiredState, live: LiveState, environment: str
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Entries adopting the unmanaged webhooks of `environment`, each pinned by its id.
+
+        The signing secret of an existing webhook was shown once, when it was made, and
+        cannot be read back: each entry gets a file sink under `secrets/`, and a note says
+        to rotate the key so that the sink holds a secret the configuration knows of."""
+        env = desired.environments[environment]
+        own = desired.of(self.name)
+        pinned = {w.pinned_id for w in own.values() if w.pinned_id}
+        taken_keys = set(own)
+        taken_names = {normal_name(w.name) for w in own.values() if w.environment == environment}
+        hooks: dict[str, Any] = {}
+        notes: list[str] = []
+        candidates = sorted(
+            (
+                h
+                for h in live.of(self.name)
+                if h.active and h.environment_id == env.id and h.id not in pinned
+            ),
+            key=lambda h: (h.name, h.id),
+        )
+        for hook in candidates:
+            if hook.owner is not None:
+                if hook.owner.stack != desired.stack:
+                    notes.append(
+                        f"skipped webhook {hook.name} ({hook.id}): managed by stack "
+                        f"{hook.owner.stack}"
+                    )
+                continue
+            reason = _unimportable(hook, taken_names)
+            if reason:
+                notes.append(f"skipped webhook {hook.name} ({hook.id}): {reason}")
+                continue
+            key = import_key(hook.name, taken_keys, "webhook")
+            taken_keys.add(key)
+            taken_names.add(normal_name(hook.name))
+            entry: dict[str, Any] = {
+                "id": hook.id,
+                "name": hook.name.strip(),
+                "environment": environment,
+                "url": hook.url,
+                "events": sorted(set(hook.events)),
+            }
+            if hook.status != "active":
+                entry["status"] = hook.status
+            entry["secret"] = {"file": f"secrets/{key}.env"}
+            hooks[key] = entry
+            notes.append(
+                f"webhook {key}: its signing secret cannot be read back; after committing, "
+                f"run `voltage-iac rotate-secret CONFIG webhook {key}` to hand a new one to "
+                f"secrets/{key}.env (or change its `secret` sink first)"
+            )
+        return ({self.section: hooks} if hooks else {}), notes
+
     def result_detail(self, want: Any | None, verb: str) -> str:
         if want is None or verb not in ("create", "replace", "rotate_secret"):
             return ""
@@ -239,6 +297,21 @@ class WebhookKind(ResourceKind):
                     dataclasses.replace(self.operation(change, plan, "stop", None), live=None)
                 )
         return out
+
+
+def _unimportable(hook: LiveWebhook, taken_names: set[str]) -> str | None:
+    name = hook.name.strip()
+    if MARKER_PREFIX in name:
+        return f"its name contains {MARKER_PREFIX!r}, which starts voltage-iac's ownership marker"
+    if not 1 <= len(name) <= DISPLAY_NAME_MAX or any(unicodedata.category(c) == "Cc" for c in name):
+        return f"its name is not 1-{DISPLAY_NAME_MAX} characters of plain text; rename it first"
+    if not hook.url.startswith(("http://", "https://")):
+        return "its URL is not http(s)"
+    if not hook.events or not set(hook.events) <= set(EVENT_TYPES):
+        return "it has no events, or events this version does not know"
+    if normal_name(name) in taken_names:
+        return "its name is already used by a configured webhook in this environment"
+    return None
 
 
 WEBHOOK = WebhookKind()

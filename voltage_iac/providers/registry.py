@@ -82,7 +82,7 @@ _WALLET_FIELDS_VOLTAGE = frozenset(
 )
 
 _WEBHOOK_FIELDS_VOLTAGE = frozenset(
-    {"name", "environment", "url", "events", "status", "secret", "protect", "ignore"}
+    {"name", "environment", "url", "events", "status", "secret", "protect", "ignore", "id"}
 )
 
 VOLTAGE = register(

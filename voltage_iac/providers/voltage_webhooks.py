@@ -312,11 +312,17 @@ class VoltageWebhooks:
 
     def update(self, request: Operation, env_id: str, hook_id: str) -> None:
         want, live = request.desired, request.live
-        generation = live.owner.generation if live is not None and live.owner else 0
+        if live is not None and live.owner is None:
+            # adopted by a pinned id: the pin is its ownership, and a marker would not
+            # match an id voltage-iac did not derive, so the display name goes as it is
+            name = want.name
+        else:
+            generation = live.owner.generation if live is not None and live.owner else 0
+            name = marked_name(want.name, request.stack, request.key, generation)
         body = {
             "id": hook_id,
             "url": want.url,
-            "name": marked_name(want.name, request.stack, request.key, generation),
+            "name": name,
             "events": api_events(want.events),
         }
         self._patch(env_id, hook_id, body)

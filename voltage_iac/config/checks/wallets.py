@@ -21,6 +21,7 @@ from voltage_iac.config.document import Path_, canonical_uuid, did_you_mean, is_
 from voltage_iac.config.merge import Entry, where
 from voltage_iac.config.schema import entry_fields
 from voltage_iac.identity import LABEL_PREFIX, is_reserved_label
+from voltage_iac.kinds.naming import normal_name as _normal_name
 from voltage_iac.kinds.wallet import DesiredWallet, Policies, ProcessingFee
 from voltage_iac.model import U64_MAX, SourceRef, frozen_map
 from voltage_iac.units import AmountError, parse_limit
@@ -48,10 +49,6 @@ def _misspelt(field_name: str, wallet: dict[str, Any]) -> bool:
     known = _wallet_fields()
     unknown = [k for k in wallet if k not in known]
     return bool(difflib.get_close_matches(field_name, [k.lower() for k in unknown], cutoff=0.6))
-
-
-def _normal_name(name: str) -> str:
-    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
 
 
 def _normal_meta_key(key: str) -> str:

@@ -23,8 +23,9 @@ from typing import Any
 
 from voltage_iac.config.checks.provider import is_http_url
 from voltage_iac.config.checks.registry import Context, Section, register
-from voltage_iac.config.document import Path_
+from voltage_iac.config.document import Path_, canonical_uuid
 from voltage_iac.config.merge import Entry, where
+from voltage_iac.kinds.naming import normal_name as _normal_name
 from voltage_iac.kinds.webhook import EVENT_TYPES, MARKER_PREFIX, DesiredWebhook
 from voltage_iac.model import SourceRef
 from voltage_iac.secret_sink import DEFAULT_COMMAND_TIMEOUT, SecretSink
@@ -32,13 +33,10 @@ from voltage_iac.secret_sink import DEFAULT_COMMAND_TIMEOUT, SecretSink
 KIND = "webhook"
 
 
-def _normal_name(name: str) -> str:
-    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
-
-
 def check(ctx: Context) -> dict[str, DesiredWebhook]:
     result: dict[str, DesiredWebhook] = {}
     names_seen: dict[tuple[str, str], tuple[str, Entry]] = {}
+    pinned: dict[str, str] = {}
     environments = ctx.resolved.get("environments", {})
     for key, entry in ctx.merged.entries("webhooks").items():
         hook = entry.value
@@ -69,6 +67,21 @@ def check(ctx: Context) -> dict[str, DesiredWebhook]:
                 ok = False
             else:
                 names_seen[(env_name, normal)] = (key, entry)
+        pinned_id: str | None = None
+        if "id" in hook:
+            pinned_id = canonical_uuid(hook["id"])
+            if pinned_id is None:
+                ok = False  # not a UUID: reported by the schema
+            elif pinned_id in pinned:
+                ctx.issues.at(
+                    doc,
+                    (*path, "id"),
+                    f"webhook id {pinned_id} is already pinned by webhook `{pinned[pinned_id]}`",
+                    "a live webhook can belong to one entry only: remove one of the ids",
+                )
+                ok = False
+            else:
+                pinned[pinned_id] = key
         url = _url(ctx, entry)
         events = _events(ctx, entry)
         sink = _sink(ctx, entry)
@@ -100,6 +113,7 @@ def check(ctx: Context) -> dict[str, DesiredWebhook]:
             status=status,
             secret=sink,
             protect=protect,
+            pinned_id=pinned_id,
             ignore=tuple(ignore),
             source=SourceRef(doc.file, line_no, column),
         )
