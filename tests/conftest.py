@@ -6,6 +6,8 @@ Every server a fixture starts listens on 127.0.0.1 only and is stopped at teardo
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from tests.served import TEST_KEY
+from tests.served import TEST_KEY, ServedEmulator
 from tests.served import served_emulator as start_served_emulator
 from voltage_iac.cli import cli
 from voltage_iac.emulator.seed import (
@@ -38,6 +40,74 @@ pytest_plugins = ["tests.lnbits_server"]
 os.environ.setdefault("VOLTAGE_IAC_LOCK_DIR", tempfile.mkdtemp(prefix="voltage-iac-locks-"))
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: The layer of each test module, as markers: `pytest -m core` runs the pure rules alone
+#: in seconds. Every module must be listed (collection fails otherwise).
+#: - core: model, kinds, diff, plan, renderers, configuration loader, engine over an
+#:   in-memory backend. No socket and no child process (enforced: see `_core_is_pure`).
+#: - client: the HTTP core and the Voltage client, against mocked transports and local
+#:   misbehaving servers.
+#: - emulator: the emulator of the API as a test double, in process.
+#: - integration: real parts as a user meets them: the emulator served over 127.0.0.1,
+#:   a real LNbits server, the CLI in child processes, the linters of the CI recipes.
+LAYERS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "test_config",
+            "test_config_fuzz",
+            "test_config_paths",
+            "test_diff",
+            "test_drift",
+            "test_engine",
+            "test_identity",
+            "test_markdown",
+            "test_plan",
+            "test_render",
+            "test_secret",
+            "test_units",
+            "test_webhook_kind",
+        ),
+        "core",
+    ),
+    **dict.fromkeys(("test_client", "test_client_contract", "test_http"), "client"),
+    **dict.fromkeys(
+        (
+            "test_emulator",
+            "test_emulator_allocation",
+            "test_emulator_contract",
+            "test_emulator_faults",
+            "test_emulator_fidelity",
+            "test_emulator_payments",
+            "test_emulator_schemathesis",
+            "test_emulator_webhooks",
+        ),
+        "emulator",
+    ),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    layers = ("core", "client", "emulator", "integration")
+    for item in items:
+        if any(item.get_closest_marker(name) for name in layers):
+            continue  # a test may name its own layer (a command sink among core rules)
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        item.add_marker(LAYERS.get(module, "integration"))
+
+
+@pytest.fixture(autouse=True)
+def _core_is_pure(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A core test that opens a connection or starts a process fails: it is not core."""
+    if request.node.get_closest_marker("core") is None:
+        return
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("a core test may not open a socket or start a process")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+
+
 CONTRACT = REPO.parent / "shared" / "reference" / "voltage-openapi.json"
 
 
@@ -122,11 +192,23 @@ def embedded_emulator(tmp_path: Path) -> Iterator[EmbeddedEmulator]:
         yield emulator
 
 
+@pytest.fixture(scope="session")
+def _shared_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedEmulator]:
+    """One `voltage-iac emulator serve` child process for the whole run."""
+    with start_served_emulator(tmp_path_factory.mktemp("served")) as emulator:
+        yield emulator
+
+
 @pytest.fixture
-def served_emulator(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """`voltage-iac emulator serve` in a child process; yields (base_url, admin_url)."""
-    with start_served_emulator(tmp_path) as emulator:
-        yield emulator.base_url, emulator.admin_url
+def served_emulator(_shared_served: ServedEmulator) -> Iterator[tuple[str, str]]:
+    """The served emulator, as new: reset to the demo seed with its default faults (no
+    process start per test); yields (base_url, admin_url). Tests that need their own
+    process (other latency, a kill) start one with `tests.served.served_emulator`."""
+    emu = _shared_served
+    assert emu.process.poll() is None, "the shared served emulator has stopped"
+    emu.admin.put(emu.admin_url + "/faults", json={"visibility_delay": 0.05}).raise_for_status()
+    emu.admin.post(emu.admin_url + "/reset", json=DEMO_SEED).raise_for_status()
+    yield emu.base_url, emu.admin_url
 
 
 @pytest.fixture(params=["embedded", "served"])

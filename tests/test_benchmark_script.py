@@ -71,9 +71,9 @@ def test_quick_benchmark_completes_and_reports_numbers(tmp_path: Path) -> None:
         (5, 5),
         (50, 5),
     }
-    # One listing for the one environment plus one line-of-credit summaries call,
-    # whatever the number of wallets.
-    assert {row["requests"] for row in plain} == {2}
+    # For the one environment, one wallet listing and one webhook listing, plus one
+    # line-of-credit summaries call, whatever the number of wallets.
+    assert {row["requests"] for row in plain} == {3}
     assert results["plan_requests_independent_of_wallets"] is True
     for row in results["plan"]:
         assert row["seconds_median"] > 0

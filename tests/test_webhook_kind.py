@@ -258,6 +258,7 @@ def test_an_unwritable_sink_fails_without_the_secret(tmp_path: Path) -> None:
     assert SECRET.reveal()[6:14] not in str(caught.value)
 
 
+@pytest.mark.integration
 def test_command_sinks_get_stdin_and_are_bounded(tmp_path: Path) -> None:
     out = tmp_path / "got"
     ok = SecretSink(
