@@ -81,7 +81,7 @@ def test_quick_benchmark_completes_and_reports_numbers(tmp_path: Path) -> None:
 
     # Wallets whose configuration manages policies cost one policies read each.
     (with_policies,) = [row for row in results["plan"] if row["policies"]]
-    assert with_policies["requests"] == 2 + with_policies["wallets"]
+    assert with_policies["requests"] == 3 + with_policies["wallets"]
 
     by_parallelism = {row["parallelism"]: row for row in results["apply"]}
     assert set(by_parallelism) == {1, 16}
@@ -104,7 +104,7 @@ def test_quick_benchmark_completes_and_reports_numbers(tmp_path: Path) -> None:
     for (wallets, latency), row in peer.items():
         assert row["requests"] == wallets and row["parallelism"] == 10
         [plan_row] = [r for r in plain if (r["wallets"], r["latency_ms"]) == (wallets, latency)]
-        assert row["plan_requests"] == plan_row["requests"] == 2
+        assert row["plan_requests"] == plan_row["requests"] == 3
         assert row["plan_seconds_median"] == plan_row["seconds_median"]
         assert row["ratio"] == row["seconds_median"] / row["plan_seconds_median"] > 0
         assert (
