@@ -13,7 +13,9 @@ whose outcome is unknown, is resolved by reading that id, never by asking again.
 
 Kind-neutral: the objects come from the backend's read (those owned by the stack, or
 pinned in the configuration), the receive from the backend's optional `Receiver`
-capability.
+capability, which its declaration in `providers/registry.py` announces (`receives`).
+A backend whose objects carry no network (an LNbits server is on one network) names it
+in each `ReceiveState`, with the configuration setting a person would correct.
 """
 
 from __future__ import annotations

@@ -485,7 +485,7 @@ class LnbitsProvider:
             self._refusals[request.payment_id] = ReceiveState(
                 "failed",
                 error_type="invoice_refused",
-                detail=f"LNbits refused to make the invoice{self._detail(answer)}",
+                detail=f"LNbits says{self._detail(answer)}",
                 hint="LNbits could not make an invoice for this wallet (its reason is "
                 "above): check the amount against the server's limits, the wallet and the "
                 "server's funding source in LNbits, then run verify again",
