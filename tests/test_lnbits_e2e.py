@@ -6,7 +6,7 @@ reads the account's token from the environment, as a user's shell would provide 
 (`LNBITS_ACCESS_TOKEN`); the configuration names the server with `provider.url`.
 
 The checks look at the account through LNbits' own API, never through voltage-iac, and
-every output of the CLI is searched for the token and the wallets' admin keys.
+every output of the CLI is searched for the token and the wallets' admin and invoice keys.
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ from click.testing import CliRunner, Result
 
 from tests.lnbits_server import LnbitsAccount
 from voltage_iac.cli import cli
-from voltage_iac.errors import EXIT_AUTH, EXIT_CHANGES, EXIT_INVALID, EXIT_OK, EXIT_SAFETY
+from voltage_iac.errors import (
+    EXIT_AUTH,
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_SAFETY,
+)
 
 STACK = "acme"
 WRONG_TOKEN = "wrong-token-Vb7Qm2Xc9Lp4Tz6R"  # distinctive, searched for in the output
@@ -39,11 +46,18 @@ class LnbitsCli:
     runner: CliRunner = field(default_factory=CliRunner)
     outputs: list[str] = field(default_factory=list)
 
-    def config(self, wallets: dict[str, Any], *, stack: str = STACK, **extra: Any) -> Path:
+    def config(
+        self,
+        wallets: dict[str, Any],
+        *,
+        stack: str = STACK,
+        provider: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> Path:
         doc = {
             "version": 1,
             "stack": stack,
-            "provider": {"kind": "lnbits", "url": self.account.url},
+            "provider": {"kind": "lnbits", "url": self.account.url, **(provider or {})},
             "wallets": wallets,
             **extra,
         }
@@ -71,6 +85,19 @@ class LnbitsCli:
     def names(self) -> dict[str, str]:
         """Wallet id -> full LNbits name, for every live wallet of the account."""
         return {w["id"]: w["name"] for w in self.account.wallets()}
+
+    def payments(self, wallet_id: str) -> list[dict[str, Any]]:
+        """Every payment of a wallet, read with its invoice key through LNbits' own API."""
+        [wallet] = [w for w in self.account.wallets() if w["id"] == wallet_id]
+        with httpx.Client(base_url=self.account.url, timeout=30.0) as client:
+            response = client.get(
+                "/api/v1/payments/paginated",
+                params={"limit": 100, "offset": 0},
+                headers={"X-Api-Key": wallet["inkey"]},
+            )
+            response.raise_for_status()
+            data: list[dict[str, Any]] = response.json()["data"]
+            return data
 
     def rename_by_hand(self, wallet_id: str, name: str) -> None:
         [wallet] = [w for w in self.account.wallets() if w["id"] == wallet_id]
@@ -363,4 +390,119 @@ def test_a_name_with_a_marker_is_refused_at_plan(lnb: LnbitsCli) -> None:
         assert result.exit_code == EXIT_INVALID, result.output
         assert "contains `[iac:`" in result.stderr
     assert lnb.apply(path).exit_code == EXIT_INVALID
+    assert lnb.names() == {}
+
+
+# -- verify: receive invoices only, checked against the server's network --------------------
+
+
+def _by_key(lnb: LnbitsCli) -> dict[str, str]:
+    """Entry key -> wallet id, for this stack's wallets."""
+    return {n.split(":")[-1].rstrip("]"): i for i, n in owned(lnb).items()}
+
+
+@pytest.mark.lnbits
+def test_verify_of_applied_wallets_makes_one_marked_invoice_each(lnb: LnbitsCli) -> None:
+    path = lnb.config({"tips": {"name": "Tips"}, "payroll": {"name": "Payroll"}})
+    assert lnb.apply(path).exit_code == EXIT_OK
+    by_hand = lnb.account.create_wallet("Hand made")["id"]
+
+    result = lnb.run("verify", str(path), "--format", "json")
+    assert result.exit_code == EXIT_OK, result.output
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is True and doc["backend"] == f"LNbits at {lnb.account.url}"
+    assert [r["key"] for r in doc["results"]] == ["payroll", "tips"]
+    ids = _by_key(lnb)
+    for r in doc["results"]:
+        assert r["status"] == "verified", r
+        assert r["id"] == ids[r["key"]]
+        # LNbits' FakeWallet issues mainnet invoices; provider.network defaults to mainnet
+        assert (r["invoice_prefix"], r["invoice_msats"], r["network"]) == (
+            "lnbc",
+            1000,
+            "mainnet",
+        )
+        [payment] = lnb.payments(r["id"])  # one invoice, read back through LNbits itself
+        assert payment["amount"] == 1000 and payment["status"] == "pending"
+        assert (
+            payment["memo"] == f"voltage-iac verify acme/{r['key']} (verify id {r['payment_id']})"
+        )
+        assert payment["external_id"] == r["payment_id"]
+        assert payment["extra"]["voltage_iac_verify"] == f"acme/{r['key']}"
+    assert lnb.payments(by_hand) == [], "a wallet the stack does not manage is never asked"
+    assert all(w["balance_msat"] == 0 for w in lnb.account.wallets()), "no funds moved"
+
+    text = lnb.run("verify", str(path), "--target", "tips")
+    assert text.exit_code == EXIT_OK, text.output
+    assert "receive requests only, no funds move" in text.stdout
+    assert "verified  lnbc invoice, 1000 msats, network mainnet" in text.stdout
+    assert "Verify complete: 1 verified, 0 failed" in text.stdout
+    assert len(lnb.payments(ids["tips"])) == 2 and len(lnb.payments(ids["payroll"])) == 1
+
+
+@pytest.mark.lnbits
+def test_verify_junit_report_on_lnbits(lnb: LnbitsCli, tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    path = lnb.config({"tips": {"name": "Tips"}, "payroll": {"name": "Payroll"}})
+    assert lnb.apply(path).exit_code == EXIT_OK
+    out = tmp_path / "verify.xml"
+    result = lnb.run("verify", str(path), "--format", "junit", "--output", str(out))
+    assert result.exit_code == EXIT_OK, result.output
+    assert "Verify complete: 2 verified, 0 failed" in result.stderr
+    suite = ET.parse(out).getroot()
+    assert suite.get("tests") == "2" and suite.get("failures") == "0"
+    assert [c.get("name") for c in suite.iter("testcase")] == ["payroll", "tips"]
+    lnb.outputs.append(out.read_text(encoding="utf-8"))  # searched for secrets too
+
+
+@pytest.mark.lnbits
+def test_apply_verify_on_lnbits_verifies_what_it_created(lnb: LnbitsCli) -> None:
+    path = lnb.config({"tips": {"name": "Tips"}})
+    result = lnb.apply(path, "--verify")
+    assert result.exit_code == EXIT_OK, result.output
+    assert "Apply complete: 1 done" in result.stdout
+    assert "Verify complete: 1 verified, 0 failed" in result.stdout
+    [wallet_id] = owned(lnb)
+    assert len(lnb.payments(wallet_id)) == 1
+
+
+@pytest.mark.lnbits
+def test_verify_fails_when_the_server_is_on_another_network(lnb: LnbitsCli) -> None:
+    path = lnb.config({"tips": {"name": "Tips"}}, provider={"network": "regtest"})
+    result = lnb.apply(path, "--verify")  # the apply works; the check of its invoice fails
+    assert result.exit_code == EXIT_ERROR, result.output
+    assert "Apply complete: 1 done" in result.stdout
+    assert "network_mismatch" in result.stdout
+    assert "the invoice is for lnbc, but the wallet is on regtest (lnbcrt)" in result.stdout
+    assert "set `provider.network: mainnet`" in result.stdout  # the fix
+    assert "Verify FAILED: 0 verified, 1 failed" in result.stdout
+
+    again = lnb.run("verify", str(path), "--format", "json")
+    assert again.exit_code == EXIT_ERROR, again.output
+    [r] = json.loads(again.stdout)["results"]
+    assert r["status"] == "failed" and r["error_type"] == "network_mismatch"
+
+
+@pytest.mark.lnbits
+def test_verify_fails_when_lnbits_refuses_the_invoice(lnb: LnbitsCli) -> None:
+    path = lnb.config({"tips": {"name": "Tips"}})
+    assert lnb.apply(path).exit_code == EXIT_OK
+    # LNbits refuses incoming invoices above its maximum (10 000 000 sats by default)
+    result = lnb.run("verify", str(path), "--amount", "20000000 sat")
+    assert result.exit_code == EXIT_ERROR, result.output
+    assert "tips" in result.stdout and "FAILED" in result.stdout
+    assert "invoice_refused" in result.stdout
+    assert "Invoice amount 20000000 sats is too high" in result.stdout  # LNbits' reason
+    assert "what to do:" in result.stdout and "server's limits" in result.stdout
+    [wallet_id] = owned(lnb)
+    assert lnb.payments(wallet_id) == []
+
+
+@pytest.mark.lnbits
+def test_verify_of_a_wallet_not_applied_yet_fails_naming_the_fix(lnb: LnbitsCli) -> None:
+    path = lnb.config({"tips": {"name": "Tips"}})
+    result = lnb.run("verify", str(path))
+    assert result.exit_code == EXIT_ERROR, result.output
+    assert "not_found" in result.stdout and "run plan and apply first" in result.stdout
     assert lnb.names() == {}

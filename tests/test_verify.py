@@ -265,9 +265,11 @@ def test_apply_verify_verifies_what_it_created(fresh: Stack, tmp_path: Path) -> 
 
 
 def test_a_backend_without_receives_is_refused() -> None:
-    from voltage_iac.providers.base import Receiver
-    from voltage_iac.providers.lnbits import LnbitsProvider
-    from voltage_iac.providers.voltage import VoltageProvider
+    from tests.fakes import FakeProvider
+    from voltage_iac.config import load_config
+    from voltage_iac.model import LiveState
+    from voltage_iac.verify import VerifyOptions, verify
 
-    assert not issubclass(LnbitsProvider, Receiver)
-    assert issubclass(VoltageProvider, Receiver)
+    desired = load_config(REPO / "examples" / "quickstart.yaml")
+    with pytest.raises(UsageError, match="cannot make receive requests"):
+        verify(desired, FakeProvider(), LiveState(), VerifyOptions())

@@ -13,7 +13,9 @@ whose outcome is unknown, is resolved by reading that id, never by asking again.
 
 Kind-neutral: the objects come from the backend's read (those owned by the stack, or
 pinned in the configuration), the receive from the backend's optional `Receiver`
-capability.
+capability, which its declaration in `providers/registry.py` announces (`receives`).
+A backend whose objects carry no network (an LNbits server is on one network) names it
+in each `ReceiveState`, with the configuration setting a person would correct.
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ from voltage_iac.waiting import poll_until
 
 #: BOLT11 currency prefixes (after "ln") by network, in the response spelling. Mutinynet
 #: is a signet: `lntbs`, as the Voltage contract's own examples spell its invoices.
-PREFIX_BY_NETWORK = {"mainnet": "bc", "testnet": "tb", "signet": "tbs", "mutinynet": "tbs"}
+PREFIX_BY_NETWORK = {
+    "mainnet": "bc",
+    "testnet": "tb",
+    "signet": "tbs",
+    "mutinynet": "tbs",
+    "regtest": "bcrt",
+}
+#: The network an invoice prefix is for (the first spelling of each prefix above).
+NETWORK_BY_PREFIX = {"bc": "mainnet", "tb": "testnet", "tbs": "signet", "bcrt": "regtest"}
 #: The metadata key that marks a receive request made by verify.
 MARK_KEY = "voltage_iac_verify"
 
@@ -128,7 +138,7 @@ def verify(
     clock: Callable[[], float] = time.monotonic,
 ) -> VerifyReport:
     """Verify every managed object (of the targets, if given) of `live`."""
-    if not isinstance(backend, Receiver):
+    if not backend.spec.receives or not isinstance(backend, Receiver):
         raise UsageError(f"{backend.describe()} cannot make receive requests, so cannot verify")
     started = clock()
     deadline = started + options.timeout
@@ -257,8 +267,10 @@ def _check(
         raise _Failed(
             state.error_type or "receive_failed",
             _failure_text(state),
-            _failure_hint(state),
+            state.hint or _failure_hint(state),
         )
+    if result.network is None and state.network is not None:
+        result.network = state.network  # the backend's network, for every object it holds
     _check_invoice(request, state, result)
 
 
@@ -295,6 +307,7 @@ def _check_invoice(request: ReceiveRequest, state: ReceiveState, result: VerifyR
         requested_msats=request.amount_msats,
         owed_msats=state.owed_msats,
         result=result,
+        network_setting=state.network_setting,
     )
 
 
@@ -305,10 +318,12 @@ def check_invoice(
     requested_msats: int,
     owed_msats: int | None = None,
     result: VerifyResult | None = None,
+    network_setting: str | None = None,
 ) -> None:
     """Decode a BOLT11 invoice; raise `_Failed` unless its amount is the one asked for
     (`owed_msats` when the backend adds fees, never less than `requested_msats`) and its
-    prefix is the network's."""
+    prefix is the network's. `network_setting` names the configuration setting the
+    expected network comes from, when a person may have set it wrong."""
     try:
         decoded = bolt11.decode(payment_request)
     except Exception as exc:  # the decoder raises several types for bad input
@@ -326,11 +341,21 @@ def check_invoice(
         expected = PREFIX_BY_NETWORK.get(network_response_name(network))
         if expected is None or decoded.currency != expected:
             want = f"ln{expected}" if expected else "a known prefix"
+            hint = (
+                "a payer on the wallet's network could not pay it: report it to the API's "
+                "provider, with the payment id"
+            )
+            actual = NETWORK_BY_PREFIX.get(str(decoded.currency))
+            if network_setting is not None and actual is not None:
+                hint = (
+                    f"a payer on {network} could not pay it: if the server's funding source "
+                    f"is on {actual}, set `{network_setting}: {actual}` in the configuration; "
+                    f"otherwise connect the server to a {network} node"
+                )
             raise _Failed(
                 "network_mismatch",
                 f"the invoice is for {prefix}, but the wallet is on {network} ({want})",
-                "a payer on the wallet's network could not pay it: report it to the API's "
-                "provider, with the payment id",
+                hint,
             )
     want_msats = owed_msats if owed_msats is not None else requested_msats
     if amount is None or amount != want_msats or amount < requested_msats:

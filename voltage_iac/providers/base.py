@@ -107,6 +107,12 @@ class ReceiveState:
     error_type: str | None = None
     error_code: str | None = None
     detail: str = ""
+    #: what to do about a failure, when the backend knows better than the generic advice
+    hint: str = ""
+    #: the network the invoice must be for, when the target object does not carry one
+    #: (e.g. a whole LNbits server is on one network), and the setting that names it
+    network: str | None = None
+    network_setting: str | None = None
 
 
 @runtime_checkable

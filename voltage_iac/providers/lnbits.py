@@ -20,6 +20,14 @@ docs/lnbits.md):
   by listing, never by sending again blindly;
 - rename and delete act only on wallets that still carry this stack's marker.
 
+Receive requests (`verify`, the `Receiver` capability): an invoice is created with the
+wallet's invoice key (`POST /api/v1/payments`, `out: false`), marked in its memo and
+`extra`, and tagged with the verification's id as LNbits' `external_id`. Every read
+looks it up by that id in the wallet's recent payments, so an answer lost after the
+request was sent is resolved by reading, never by asking again. LNbits does not say
+which Bitcoin network its funding source is on: `provider.network` does (default
+mainnet), and verify checks the invoices' prefix against it.
+
 Listing uses only the paginated endpoint (`GET /api/v1/wallets` creates a wallet for an
 account that has none), pages through every wallet in id order, and checks the pages
 add up to the server's total: a listing that changed underneath is retried, then refused.
@@ -63,7 +71,12 @@ from voltage_iac.kinds.base import Operation
 from voltage_iac.kinds.wallet import LiveWallet
 from voltage_iac.model import DesiredState, LiveState, Ownership, frozen_map
 from voltage_iac.providers import registry
-from voltage_iac.providers.base import ConnectOptions, unsupported
+from voltage_iac.providers.base import (
+    ConnectOptions,
+    ReceiveRequest,
+    ReceiveState,
+    unsupported,
+)
 from voltage_iac.secret import Secret, redact
 from voltage_iac.waiting import poll_until
 
@@ -83,6 +96,15 @@ READ_ATTEMPTS = 3  # tries for a read that meets a transport error, 429 or 5xx
 LISTING_ATTEMPTS = 3  # complete listings tried when wallets change while paging
 
 ENVIRONMENT = "default"  # LNbits has no environments; the config loader uses this name
+
+DEFAULT_NETWORK = "mainnet"  # when the configuration does not name provider.network
+NETWORK_SETTING = "provider.network"
+RECEIVE_EXPIRY = 3600  # seconds an unpaid verify invoice stays open
+RECEIVE_LOOKUP_LIMIT = 20  # recent payments read when looking a receive up by its id
+VERIFY_ID_KEY = "voltage_iac_verify_id"  # in a verify invoice's `extra`: its id
+#: The status of LNbits' own refusal to make an invoice (its InvoiceError handler): the
+#: answer says nothing was stored.
+INVOICE_REFUSED_STATUS = 520
 
 _PART = r"[a-z0-9][a-z0-9._-]{0,63}"
 MARKER_PREFIX = "[iac:"
@@ -165,6 +187,7 @@ class _Wallet:
     admin_key: Secret | None  # None when the token may only read (keys masked)
     shared: bool
     protected: bool = False  # recorded in the marker at creation
+    invoice_key: Secret | None = None  # None when the token may only read (keys masked)
 
     def live(self) -> LiveWallet:
         return LiveWallet(
@@ -205,6 +228,7 @@ class LnbitsProvider:
         page_size: int = DEFAULT_PAGE_SIZE,
         max_pages: int = DEFAULT_MAX_PAGES,
         sleep: Callable[[float], None] = time.sleep,
+        network: str = DEFAULT_NETWORK,
     ) -> None:
         if not token:
             raise AuthError("no LNbits access token")
@@ -218,11 +242,19 @@ class LnbitsProvider:
         self._sleep = sleep
         self._stack: str | None = None  # the stack of the last read or create
         self._admin_keys: dict[str, Secret] = {}  # for redaction of error texts
+        self._invoice_keys: dict[str, Secret] = {}  # wallet id -> invoice key (receives)
+        self._refusals: dict[str, ReceiveState] = {}  # verify id -> LNbits' refusal
+        self.network = network
         self._sign_in: tuple[Secret, ...] = ()  # the password, while signing in
         self._http = HttpCore(
             self.url,
             server="LNbits",
-            secrets=lambda: (self._token, *self._sign_in, *self._admin_keys.values()),
+            secrets=lambda: (
+                self._token,
+                *self._sign_in,
+                *self._admin_keys.values(),
+                *self._invoice_keys.values(),
+            ),
             timeout=timeout,
             deadline=deadline,
             max_attempts=READ_ATTEMPTS,
@@ -254,6 +286,8 @@ class LnbitsProvider:
         token = environ.get(ENV_TOKEN, "").strip()
         username = environ.get(ENV_USERNAME, "").strip()
         password = environ.get(ENV_PASSWORD, "")
+        network = str(desired.provider_options.get("network") or DEFAULT_NETWORK)
+        kwargs.setdefault("network", network)
         if token and (username or password):
             raise UsageError(
                 f"both {ENV_TOKEN} and {ENV_USERNAME}/{ENV_PASSWORD} are set",
@@ -404,6 +438,160 @@ class LnbitsProvider:
                 raise
             return
         self._wait_until(lambda: self._get(wallet_id) is None, f"wallet {wallet_id} to go")
+
+    # -- receive requests (verify) ---------------------------------------------------------
+
+    def start_receive(self, request: ReceiveRequest) -> str:
+        """Ask LNbits once for an incoming invoice into the wallet, with its invoice key.
+
+        The verification id goes into `external_id` and `extra`, the mark into the memo.
+        An answer lost after the request was sent (time-out, dropped connection, 5xx) is
+        left to the reads, which look the invoice up by that id; LNbits' own refusal (520
+        with its reason: nothing was stored) is recorded and reported by the reads."""
+        wallet = request.target
+        if request.kind != "wallet":
+            raise VoltageIacError(f"{request.key}: only wallets can receive on LNbits")
+        if request.amount_msats % 1000:
+            raise UsageError(
+                f"LNbits invoices are for whole sats; {request.amount_msats} msats is not",
+                hint="use an --amount in whole sats, e.g. --amount 1sat",
+            )
+        key = self._invoice_key(wallet.id)
+        body = {
+            "out": False,
+            "amount": request.amount_msats // 1000,
+            "unit": "sat",
+            "memo": f"{request.description} (verify id {request.payment_id})",
+            "expiry": RECEIVE_EXPIRY,
+            "extra": {**dict(request.metadata), VERIFY_ID_KEY: request.payment_id},
+            "external_id": request.payment_id,
+        }
+        what = "POST /api/v1/payments"
+        try:
+            answer = self._http.request(
+                "POST",
+                "/api/v1/payments",
+                f"LNbits at {self.url}: {what}",
+                write=True,
+                content=_json_module.dumps(body, separators=(",", ":")).encode(),
+                headers={"X-Api-Key": key.reveal(), "Content-Type": "application/json"},
+            )
+        except WriteOutcomeUnknown as exc:
+            log.info("receive %s: %s; looking it up by its id", request.payment_id, exc.message)
+            return request.payment_id
+        if 200 <= answer.status < 300:
+            return request.payment_id
+        if answer.status == INVOICE_REFUSED_STATUS and self._detail(answer):
+            self._refusals[request.payment_id] = ReceiveState(
+                "failed",
+                error_type="invoice_refused",
+                detail=f"LNbits says{self._detail(answer)}",
+                hint="LNbits could not make an invoice for this wallet (its reason is "
+                "above): check the amount against the server's limits, the wallet and the "
+                "server's funding source in LNbits, then run verify again",
+            )
+            return request.payment_id
+        if answer.status >= 500:
+            log.info(
+                "receive %s: HTTP %d after the request was sent; the outcome is unknown, "
+                "looking it up by its id",
+                request.payment_id,
+                answer.status,
+            )
+            return request.payment_id
+        raise self._error_for(answer, what)
+
+    def read_receive(self, request: ReceiveRequest, reference: str) -> ReceiveState | None:
+        """The invoice made for `reference` (the verification id), looked up among the
+        wallet's recent payments; None while LNbits does not show it."""
+        payment = self._find_receive(request.target.id, reference)
+        if payment is None:
+            return self._refusals.get(reference)
+        return self._receive_state(payment, reference)
+
+    def _invoice_key(self, wallet_id: str) -> Secret:
+        key = self._invoice_keys.get(wallet_id)
+        if key is not None:
+            return key
+        wallet = self._get(wallet_id)
+        if wallet is None:
+            raise NotFoundError(f"LNbits wallet {wallet_id} not found (deleted?)", status=404)
+        if wallet.invoice_key is None:
+            raise AuthError(
+                f"the LNbits access token may list wallets but not see their invoice keys "
+                f"(wallet {wallet_id})",
+                hint="use a token with write access to /api/v1/wallet",
+            )
+        return wallet.invoice_key
+
+    def _find_receive(self, wallet_id: str, verify_id: str) -> dict[str, Any] | None:
+        what = "GET /api/v1/payments/paginated"
+        body = self._request(
+            "GET",
+            "/api/v1/payments/paginated",
+            params={
+                "external_id": verify_id,
+                "limit": RECEIVE_LOOKUP_LIMIT,
+                "offset": 0,
+                "sortby": "time",
+                "direction": "desc",
+            },
+            headers={"X-Api-Key": self._invoice_key(wallet_id).reveal()},
+            bearer=False,
+        )
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise MalformedResponseError(f"LNbits at {self.url}: {what}: no `data` list")
+        # The server filters by external_id; the check is repeated here, so a server that
+        # ignored the filter could not pass another payment off as this one.
+        found = [
+            p
+            for p in data
+            if isinstance(p, dict)
+            and (
+                p.get("external_id") == verify_id
+                or (isinstance(p.get("extra"), dict) and p["extra"].get(VERIFY_ID_KEY) == verify_id)
+            )
+        ]
+        if not found:
+            return None
+        payment = found[0]
+        if str(payment.get("wallet_id", "")) != wallet_id:
+            raise MalformedResponseError(
+                f"LNbits at {self.url}: payment of verify id {verify_id} belongs to another wallet"
+            )
+        return payment
+
+    def _receive_state(self, payment: dict[str, Any], verify_id: str) -> ReceiveState:
+        what = f"LNbits at {self.url}: the invoice of verify id {verify_id}"
+        amount = payment.get("amount")
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise MalformedResponseError(f"{what} has no integer amount")
+        if amount < 0:
+            raise MalformedResponseError(f"{what} is an outgoing payment")
+        status = str(payment.get("status") or "")
+        invoice = payment.get("bolt11") or payment.get("payment_request")
+        if status == "failed":
+            return ReceiveState(
+                "failed",
+                error_type="invoice_failed",
+                detail="LNbits marks the invoice failed (expired or cancelled)",
+                hint="check the wallet and the server's funding source in LNbits, then run "
+                "verify again",
+                network=self.network,
+                network_setting=NETWORK_SETTING,
+            )
+        if isinstance(invoice, str) and invoice:
+            return ReceiveState(
+                "ready",
+                payment_request=invoice,
+                owed_msats=amount,
+                network=self.network,
+                network_setting=NETWORK_SETTING,
+            )
+        if status == "pending":
+            return ReceiveState("pending")
+        raise MalformedResponseError(f"{what} has no invoice (status {status or 'missing'})")
 
     # -- ownership checks ------------------------------------------------------------------
 
@@ -584,6 +772,11 @@ class LnbitsProvider:
         if isinstance(raw_key, str) and raw_key and not _MASKED_KEY_RE.match(raw_key):
             admin_key = Secret(raw_key)
             self._admin_keys[wallet_id] = admin_key
+        raw_inkey = item.get("inkey")
+        invoice_key = None
+        if isinstance(raw_inkey, str) and raw_inkey and not _MASKED_KEY_RE.match(raw_inkey):
+            invoice_key = Secret(raw_inkey)
+            self._invoice_keys[wallet_id] = invoice_key
         wallet_type = item.get("wallet_type", "lightning")
         shared = wallet_type != "lightning" or bool(item.get("shared_wallet_id"))
         display, owner = parse_name(name)
@@ -598,6 +791,7 @@ class LnbitsProvider:
             admin_key=admin_key,
             shared=shared,
             protected=owner is not None and is_protected_name(name),
+            invoice_key=invoice_key,
         )
 
     # -- HTTP --------------------------------------------------------------------------------
@@ -669,7 +863,13 @@ class LnbitsProvider:
             )
         if not isinstance(detail, str):
             return ""
-        text = redact(detail[:300], self._token, *secrets, *self._admin_keys.values())
+        text = redact(
+            detail[:300],
+            self._token,
+            *secrets,
+            *self._admin_keys.values(),
+            *self._invoice_keys.values(),
+        )
         return f": {text}"
 
     def _error_for(

@@ -35,6 +35,8 @@ class BackendSpec:
     opener_path: str = ""
     #: the client chooses ids (deterministic ids are possible)
     client_chosen_ids: bool = True
+    #: it can make receive requests (invoices), so `verify` can run against it
+    receives: bool = False
 
     def supports_kind(self, kind: str) -> bool:
         return kind in self.kinds
@@ -97,17 +99,20 @@ VOLTAGE = register(
             {
                 "provider.url": "`url` is for the lnbits provider; for Voltage, use `api_url` "
                 "(or leave it out for https://voltageapi.com/v1)",
+                "provider.network": "`network` is for the lnbits provider; on Voltage each "
+                "environment names its network (`environments.<name>.network`): remove it",
             }
         ),
         opener_path="voltage_iac.providers.voltage:open_backend",
         client_chosen_ids=True,
+        receives=True,
     )
 )
 
 LNBITS = register(
     BackendSpec(
         name="lnbits",
-        provider_fields=frozenset({"url"}),
+        provider_fields=frozenset({"url", "network"}),
         sections=frozenset(),
         kinds=MappingProxyType({"wallet": frozenset({"name", "protect", "ignore"})}),
         reasons=_frozen(
@@ -133,5 +138,6 @@ LNBITS = register(
         ),
         opener_path="voltage_iac.providers.lnbits:open_backend",
         client_chosen_ids=False,
+        receives=True,
     )
 )

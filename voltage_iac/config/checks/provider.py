@@ -4,7 +4,8 @@ Run first by `build.py`. The backend's declaration (`providers/registry.py`) dec
 which `provider:` fields are allowed: any other field the schema knows is refused with
 the declared reason. What remains here is each backend's own meaning: Voltage needs an
 organization (from `organization_id`, or else the environment variable
-VOLTAGE_ORGANIZATION_ID) and takes an optional `api_url`; LNbits needs a `url`.
+VOLTAGE_ORGANIZATION_ID) and takes an optional `api_url`; LNbits needs a `url` and
+takes an optional `network`.
 """
 
 from __future__ import annotations
@@ -146,7 +147,10 @@ def _lnbits(
         )
     if not isinstance(url, str):
         return None
-    return Settings(options={"url": url})
+    options = {"url": url}
+    if isinstance(provider.get("network"), str):  # schema: one of the known networks
+        options["network"] = provider["network"]
+    return Settings(options=options)
 
 
 _MEANING: dict[
