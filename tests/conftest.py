@@ -69,7 +69,9 @@ LAYERS: dict[str, str] = {
         ),
         "core",
     ),
-    **dict.fromkeys(("test_client", "test_client_contract", "test_http"), "client"),
+    **dict.fromkeys(
+        ("test_client", "test_client_contract", "test_http", "test_lnbits_verify"), "client"
+    ),
     **dict.fromkeys(
         (
             "test_emulator",
