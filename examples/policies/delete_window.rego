@@ -38,9 +38,9 @@ deny contains verdict if {
 	verdict := {
 		"kind": change.kind,
 		"key": change.key,
-		"msg": sprintf(
-			"%s outside the change window (%s, %v:00-%v:00 UTC)",
-			[change.action, concat("/", window.days), window.from_hour, window.to_hour],
-		),
+		"msg": concat("", [
+			change.action, " outside the change window (", concat("/", window.days), ", ",
+			format_int(window.from_hour, 10), ":00-", format_int(window.to_hour, 10), ":00 UTC)",
+		]),
 	}
 }

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,7 @@ class PolicyRun:
     data: Mapping[str, Any] = field(default_factory=dict)
     timeout: float = 10.0
     overrides: tuple[str, ...] = ()
+    memory_bytes: int = 1 << 30  # the evaluation is stopped above this resident size
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -371,44 +373,103 @@ def evaluate(run: PolicyRun, document: Mapping[str, Any]) -> tuple[Verdict, ...]
         "query": f"x = data.{run.namespace}",
         "groups": _groups(run),
     }
+    done = _run_worker(run, json.dumps(request).encode("utf-8"))
+    returncode, stdout = done
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "voltage_iac.policy.worker"],
-            input=json.dumps(request).encode("utf-8"),
-            capture_output=True,
-            timeout=run.timeout,
-            check=False,
+        answer = json.loads(stdout.decode("utf-8"))
+    except ValueError:
+        answer = None
+    if returncode != 0 or not isinstance(answer, dict):
+        raise VoltageIacError(
+            f"the policy engine failed (exit status {returncode})",
+            hint="is regopy installed? (pip install regopy)",
         )
-    except subprocess.TimeoutExpired:
+    if answer.get("errors"):
+        raise ConfigError([_located(run, e) for e in answer["errors"]])
+    if "unreadable" in answer:
         raise ConfigError(
             [
                 ConfigIssue(
                     ", ".join(run.files),
                     None,
                     None,
-                    f"the policies took longer than {run.timeout:g}s to evaluate and were "
-                    "stopped (a rule that loops, or searches a very large space?)",
-                    "simplify the rule, or raise `policies: {timeout: SECONDS}`",
+                    "the policy engine gave a result it cannot read back: "
+                    f"{answer['unreadable']}...",
+                    "the embedded engine renders some sprintf arguments wrongly (a string "
+                    "made by another built-in such as format_int, next to others): build "
+                    "the message with concat instead (see docs/policy.md)",
                 )
             ]
-        ) from None
-    try:
-        answer = json.loads(done.stdout.decode("utf-8"))
-    except ValueError:
-        answer = None
-    if done.returncode != 0 or not isinstance(answer, dict):
-        detail = done.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
-        raise VoltageIacError(
-            "the policy engine failed (exit status "
-            f"{done.returncode}){': ' + detail[0] if detail else ''}",
-            hint="is regopy installed? (pip install regopy)",
         )
-    if answer.get("errors"):
-        raise ConfigError([_located(run, e) for e in answer["errors"]])
     if "failure" in answer:
         raise ConfigError([_failure(run, str(answer["failure"]))])
     groups = answer.get("groups") if isinstance(answer.get("groups"), dict) else {}
     return _verdicts(run, answer.get("result"), groups)
+
+
+def _run_worker(run: PolicyRun, request: bytes) -> tuple[int, bytes]:
+    """The worker's exit status and answer; stopped when it takes longer than the time
+    limit or grows beyond the memory limit (both a ConfigError: the policy is at fault)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voltage_iac.policy.worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + run.timeout
+    problem = hint = ""
+    pending: bytes | None = request  # sent once; a retried communicate keeps sending it
+    try:
+        while True:
+            try:
+                stdout, _ = process.communicate(pending, timeout=_POLL_SECONDS)
+                return process.returncode, stdout
+            except subprocess.TimeoutExpired:
+                pending = None
+            if time.monotonic() >= deadline:
+                problem = (
+                    f"the policies took longer than {run.timeout:g}s to evaluate and were "
+                    "stopped (a rule that loops, or searches a very large space?)"
+                )
+                hint = "simplify the rule, or raise `policies: {timeout: SECONDS}`"
+            elif _resident_bytes(process.pid) > run.memory_bytes:
+                problem = (
+                    f"the policies used more than {run.memory_bytes >> 20} MiB of memory to "
+                    "evaluate and were stopped (a rule that builds a very large collection?)"
+                )
+                hint = "simplify the rule: iterate over the input, not over large ranges"
+            if problem:
+                break
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    raise ConfigError(
+        [
+            ConfigIssue(
+                ", ".join(run.files),
+                None,
+                None,
+                problem,
+                hint,
+            )
+        ]
+    )
+
+
+_POLL_SECONDS = 0.05
+
+
+def _resident_bytes(pid: int) -> int:
+    """The resident memory of a process (0 where /proc does not tell)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _groups(run: PolicyRun) -> list[list[Any]]:
@@ -450,7 +511,7 @@ def _located(run: PolicyRun, error: Mapping[str, Any]) -> ConfigIssue:
     module = next((m for m in run.modules if m.path == name), None)
     offset = error.get("offset")
     if module is None or not isinstance(offset, int):
-        return ConfigIssue(name or ", ".join(run.files), None, None, message)
+        return _failure(run, f"(errormsg {len(message)}:{message})")
     before = module.source.encode("utf-8")[:offset].decode("utf-8", errors="ignore")
     line = before.count("\n") + 1
     column = len(before) - (before.rfind("\n") + 1) + 1

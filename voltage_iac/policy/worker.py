@@ -97,7 +97,7 @@ def evaluate(request: dict[str, Any]) -> dict[str, Any]:
         errors = parse_error_sequence(text)
         if errors:
             return {"errors": errors}
-        return {"failure": text.strip()}
+        return {"unreadable": text.strip()[:300]}
     results = value if isinstance(value, list) else [value]
     if not results:
         return {}
