@@ -52,7 +52,7 @@ def write(
     clock.write_text(yaml.safe_dump({"clock": {"now": now}}), encoding="utf-8")
     policies = {
         "paths": [str(EXAMPLES)],
-        "data": [str(EXAMPLES / "data" / "window.yaml"), str(clock)],
+        "data": [str(EXAMPLES / "window.json"), str(clock)],
     }
     return backend.write_config(config_doc(wallets, policies=policies, **extra))
 

@@ -10,11 +10,11 @@ input field the examples read is a documented field of the plan JSON.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from voltage_iac.errors import ConfigError
 from voltage_iac.plan import Action, Change, FieldChange, Plan
@@ -73,8 +73,10 @@ def test_every_input_field_the_examples_read_is_a_documented_plan_field() -> Non
 
 
 def test_the_example_data_is_a_mapping_conftest_can_read() -> None:
-    for path in (EXAMPLES / "data").iterdir():
-        assert isinstance(yaml.safe_load(path.read_text()), dict), path
+    data = sorted(EXAMPLES.glob("*.json"))
+    assert data
+    for path in data:
+        assert isinstance(json.loads(path.read_text()), dict), path
 
 
 # -- messages and verdicts -------------------------------------------------------------------
@@ -205,3 +207,35 @@ def test_an_evaluation_that_grows_too_large_is_stopped(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="more than 100 MiB of memory"):
         evaluate(dataclasses.replace(run, memory_bytes=100 << 20), {})
+
+
+# -- the gate is the engine's -----------------------------------------------------------------
+
+
+def test_the_engine_refuses_a_deny_before_any_write_whoever_calls_it(tmp_path: Path) -> None:
+    from tests.factories import desired, live, want
+    from tests.fakes import FakeProvider
+    from voltage_iac.engine import ApplyOptions, Engine
+    from voltage_iac.errors import SafetyError, UsageError
+
+    run = _run(
+        tmp_path,
+        "package main\n\nimport rego.v1\n\ndeny contains v if {\n"
+        '  some c in input.changes\n  c.action == "create"\n'
+        '  v := {"msg": "no new wallets today", "key": c.key, "id": "freeze"}\n}\n'
+        'warn contains "a warning never blocks" if { true }\n',
+    )
+    provider = FakeProvider(lines=live().lines_of_credit)
+    engine = Engine(desired(want("a")), provider)
+    with pytest.raises(SafetyError, match="policy deny freeze: resource a: no new wallets"):
+        engine.apply(ApplyOptions(policies=run))
+    assert provider.calls == []
+    # An override needs a review (a plan file or a reviewed checksum) ...
+    overridden = dataclasses.replace(run, overrides=("freeze",))
+    with pytest.raises(UsageError, match="only for a reviewed plan"):
+        engine.apply(ApplyOptions(policies=overridden))
+    assert provider.calls == []
+    # ... and the reviewed checksum covers it: the plan made with the override applies.
+    reviewed = engine.plan(policies=overridden)
+    outcome = engine.apply(ApplyOptions(policies=overridden, checksum=reviewed.checksum()))
+    assert outcome.report.ok and len(provider.calls) == 1

@@ -1,11 +1,11 @@
 """The engine: the one workflow every caller goes through.
 
-read -> diff -> review gate -> safety rules -> confirmation -> apply -> results, for every
-resource kind and every backend. The CLI parses options, calls the engine, renders and
-maps errors to exit codes; any other caller gets the same gate, because the only public
-way to change anything is `Engine.apply`, which makes the plan itself, right before it
-applies it, and refuses what the gate refuses (a `SafetyError` or `StalePlanError`,
-exit 5) before a single write.
+read -> diff -> policies -> review gate -> safety rules and deny verdicts -> confirmation
+-> apply -> results, for every resource kind and every backend. The CLI parses options,
+calls the engine, renders and maps errors to exit codes; any other caller gets the same
+gate, because the only public way to change anything is `Engine.apply`, which makes the
+plan itself, right before it applies it, and refuses what the gate refuses (a
+`SafetyError` or `StalePlanError`, exit 5) before a single write.
 
 Apply runs each change's operations (from its kind) in order, changes in parallel on a
 bounded thread pool, each with its own result. Ctrl-C stops new changes from starting,
