@@ -11,18 +11,18 @@ import rego.v1
 
 default_window := {"days": ["Tuesday", "Wednesday", "Thursday"], "from_hour": 9, "to_hour": 16}
 
-window := data.delete_window if data.delete_window
-
-else := default_window
+window := data.delete_window if {
+	data.delete_window
+} else := default_window
 
 # RFC 3339 with a "Z" is written as "+00:00" for engines that read only offsets.
-utc(text) := concat("", [trim_suffix(text, "Z"), "+00:00"]) if endswith(text, "Z")
+utc(text) := concat("", [trim_suffix(text, "Z"), "+00:00"]) if {
+	endswith(text, "Z")
+} else := text
 
-else := text
-
-now_ns := time.parse_rfc3339_ns(utc(data.clock.now)) if data.clock.now
-
-else := time.now_ns()
+now_ns := time.parse_rfc3339_ns(utc(data.clock.now)) if {
+	data.clock.now
+} else := time.now_ns()
 
 in_window if {
 	time.weekday(now_ns) in window.days

@@ -114,6 +114,9 @@ def _policy_lines(result: PolicyResult, paint: Any) -> list[str]:
             + paint(label, colour, bold=True)
             + f" {about}{verdict.message} [{verdict.id}]{where}"
         )
+    for override in result.overrides:
+        if not any(result.overridden(v) and override in (v.id, v.message) for v in result.verdicts):
+            out.append(f"    Note: --override-policy {override} matches no deny verdict")
     if result.blocking():
         out.append(
             paint("apply refuses this plan while a deny verdict stands", "red", bold=True)
