@@ -9,7 +9,10 @@ turns the `deny`, `violation` and `warn` rules' messages into `Verdict`s; `judge
 attaches them to a Plan. Every problem of a policy file is a `ConfigError` (exit 3)
 naming file:line:column.
 
-The engine is rego-cpp through its Python binding regopy (docs/policy.md says why).
+The engine is rego-cpp through its Python binding regopy: a library with wheels on PyPI
+(no opa/conftest binary to fetch, no compiler), maintained by Microsoft, Rego v1. It has
+no time limit of its own, hence the child process; docs/policy.md lists its differences
+from OPA and what this package does about them.
 Kind-neutral: a verdict names a resource by the `kind`/`key` its rule gives.
 """
 
