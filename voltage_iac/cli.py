@@ -40,6 +40,7 @@ from voltage_iac.errors import (
 )
 from voltage_iac.model import DesiredState
 from voltage_iac.plan import Change, Plan
+from voltage_iac.policy import judge_document, policy_run, render_verdicts
 from voltage_iac.render.drift import (
     render_drift_json,
     render_drift_junit,
@@ -266,6 +267,24 @@ def _backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+_policy_option = click.option(
+    "--policy",
+    "policy_paths",
+    multiple=True,
+    metavar="PATH",
+    type=click.Path(path_type=str),
+    help="Also evaluate these Rego policies, a .rego file or a directory (repeatable; "
+    "added to `policies:` of the configuration; see docs/policy.md).",
+)
+_override_policy_option = click.option(
+    "--override-policy",
+    "override_policy",
+    multiple=True,
+    metavar="ID",
+    help="Let this deny verdict through (its id or exact message; repeatable). Recorded "
+    "in the plan; apply accepts it only for a reviewed plan (--plan or --checksum).",
+)
+
 _target_option = click.option(
     "--target",
     "targets",
@@ -347,6 +366,8 @@ def validate(path: Path) -> int:
     help="Record in the plan that the mass-change and limit-increase guards are overridden "
     "(apply --plan then needs --force too).",
 )
+@_policy_option
+@_override_policy_option
 @_backend_options
 @_target_option
 @click.pass_context
@@ -361,11 +382,14 @@ def plan(
     api_url: str | None,
     emulator_db: str | None,
     timeout: float,
+    policy_paths: tuple[str, ...] = (),
+    override_policy: tuple[str, ...] = (),
 ) -> int:
     """Show what apply would change, without changing anything."""
     desired = load_config(path)
+    policies = policy_run(desired, policy_paths, override_policy)
     with _engine(desired, api_url, emulator_db, timeout) as engine:
-        the_plan = engine.plan(targets, force=force)
+        the_plan = engine.plan(targets, force=force, policies=policies)
         backend = engine.describe()
     if fmt == "json":
         click.echo(render_json(the_plan), nl=False)
@@ -443,6 +467,8 @@ def _write_private(path: Path, text: str) -> None:
     help="After a successful apply, verify the wallets it created or changed (see verify; "
     "receive requests only, no funds move).",
 )
+@_policy_option
+@_override_policy_option
 @_backend_options
 @_target_option
 @click.pass_context
@@ -463,6 +489,8 @@ def apply(
     emulator_db: str | None,
     timeout: float,
     verify_after: bool = False,
+    policy_paths: tuple[str, ...] = (),
+    override_policy: tuple[str, ...] = (),
 ) -> int:
     """Plan, check the safety rules, and apply the changes.
 
@@ -482,6 +510,7 @@ def apply(
         reviewed=reviewed,
         checksum=checksum,
         lock_wait=lock_wait,
+        policies=policy_run(desired, policy_paths, override_policy),
     )
     with _engine(desired, api_url, emulator_db, timeout) as engine:
         backend = engine.describe()
@@ -616,6 +645,7 @@ def _finish(report: ApplyReport, color: bool, desired: DesiredState | None = Non
     help="Whether hand-made resources in a managed environment count as drift "
     "(other stacks' resources never do).",
 )
+@_policy_option
 @_backend_options
 def drift(
     path: Path,
@@ -625,6 +655,7 @@ def drift(
     api_url: str | None,
     emulator_db: str | None,
     timeout: float,
+    policy_paths: tuple[str, ...] = (),
 ) -> int:
     """Report drift between the configuration and the live wallets; changes nothing.
 
@@ -632,9 +663,11 @@ def drift(
     configuration, 4 authentication refused).
     """
     desired = load_config(path)
+    policies = policy_run(desired, policy_paths)
     started = time.monotonic()
     with _engine(desired, api_url, emulator_db, timeout) as engine:
         report = engine.drift(unmanaged=unmanaged)
+    verdicts = judge_document(policies, report.to_dict()) if policies is not None else None
     seconds = time.monotonic() - started
     renderers: dict[str, Callable[..., str]] = {
         "text": render_drift_text,
@@ -653,6 +686,10 @@ def drift(
         )
     else:
         click.echo(text, nl=False)
+    if verdicts is not None:
+        click.echo(render_verdicts(verdicts), err=True, nl=False)
+        if verdicts.blocking():
+            return EXIT_CHANGES
     return EXIT_OK if report.in_sync else EXIT_CHANGES
 
 

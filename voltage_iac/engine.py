@@ -1,11 +1,11 @@
 """The engine: the one workflow every caller goes through.
 
-read -> diff -> review gate -> safety rules -> confirmation -> apply -> results, for every
-resource kind and every backend. The CLI parses options, calls the engine, renders and
-maps errors to exit codes; any other caller gets the same gate, because the only public
-way to change anything is `Engine.apply`, which makes the plan itself, right before it
-applies it, and refuses what the gate refuses (a `SafetyError` or `StalePlanError`,
-exit 5) before a single write.
+read -> diff -> policies -> review gate -> safety rules and deny verdicts -> confirmation
+-> apply -> results, for every resource kind and every backend. The CLI parses options,
+calls the engine, renders and maps errors to exit codes; any other caller gets the same
+gate, because the only public way to change anything is `Engine.apply`, which makes the
+plan itself, right before it applies it, and refuses what the gate refuses (a
+`SafetyError` or `StalePlanError`, exit 5) before a single write.
 
 Apply runs each change's operations (from its kind) in order, changes in parallel on a
 bounded thread pool, each with its own result. Ctrl-C stops new changes from starting,
@@ -38,7 +38,8 @@ from voltage_iac.importer import import_wallets
 from voltage_iac.kinds.base import Operation
 from voltage_iac.locking import DEFAULT_WAIT, stack_lock
 from voltage_iac.model import DesiredState, LiveState
-from voltage_iac.plan import Action, Change, Plan
+from voltage_iac.plan import Action, Change, Plan, PolicyResult
+from voltage_iac.policy import PolicyRun, judge
 from voltage_iac.providers.base import Backend
 from voltage_iac.stale import ReviewedPlan, stale_differences
 
@@ -88,6 +89,8 @@ class ApplyOptions:
     time_limit: float | None = None
     #: seconds to wait for another apply of the same stack on this machine to finish
     lock_wait: float = DEFAULT_WAIT
+    #: the Rego policies judging the plan, with the overrides the review recorded
+    policies: PolicyRun | None = None
 
 
 @dataclass
@@ -123,14 +126,29 @@ class Engine:
         """The live state, all or nothing."""
         return self.backend.read(self.desired)
 
-    def plan(self, targets: Sequence[str] = (), *, force: bool = False) -> Plan:
-        """Read and diff; `force` is recorded in the plan (the guards it overrides)."""
-        return self._plan(self.read(), targets, force=force)
+    def plan(
+        self,
+        targets: Sequence[str] = (),
+        *,
+        force: bool = False,
+        policies: PolicyRun | None = None,
+    ) -> Plan:
+        """Read and diff; `force` is recorded in the plan (the guards it overrides), and
+        so are the policies' verdicts on the plan's document and their overrides."""
+        return self._plan(self.read(), targets, force=force, policies=policies)
 
-    def _plan(self, live: LiveState, targets: Sequence[str], *, force: bool = False) -> Plan:
+    def _plan(
+        self,
+        live: LiveState,
+        targets: Sequence[str],
+        *,
+        force: bool = False,
+        policies: PolicyRun | None = None,
+    ) -> Plan:
         the_plan = diff(self.desired, live, targets=list(targets) or None)
         self._check_targets(targets, the_plan)
-        return dataclasses.replace(the_plan, force=force) if force else the_plan
+        the_plan = dataclasses.replace(the_plan, force=force) if force else the_plan
+        return judge(the_plan, policies)
 
     def drift(self, *, unmanaged: str = "report") -> DriftReport:
         live = self.read()
@@ -173,10 +191,10 @@ class Engine:
             raise UsageError("--target cannot be combined with --plan (the plan has its targets)")
         if reviewed is not None:
             reviewed.check_matches(self.desired)
+        _check_policy_overrides(options)
         targets = tuple(reviewed.targets) if reviewed is not None else options.targets
-        the_plan = self._plan(self.read(), targets)
+        the_plan = self._plan(self.read(), targets, force=options.force, policies=options.policies)
         self._review_gate(the_plan, options)
-        the_plan = dataclasses.replace(the_plan, force=options.force)
         if reviewed is not None:
             _check_reviewed_force(reviewed, the_plan)
         if events.on_plan is not None:
@@ -189,6 +207,8 @@ class Engine:
             force=options.force,
             unprotect=options.unprotect,
         )
+        if the_plan.policy is not None:
+            violations.extend(_policy_violations(the_plan.policy))
         if violations:
             raise SafetyError(violations)
         if events.confirm is not None:
@@ -398,6 +418,50 @@ def _check_reviewed_force(reviewed: ReviewedPlan, fresh: Plan) -> None:
                 "make the plan again with `plan --force --out FILE` and have it reviewed",
             ],
         )
+
+
+def _check_policy_overrides(options: ApplyOptions) -> None:
+    """A policy override counts only when it was reviewed: recorded in the reviewed plan
+    file (`plan --override-policy ID --out FILE`), or covered by the reviewed checksum
+    (the checksum covers the overrides)."""
+    overrides = options.policies.overrides if options.policies is not None else ()
+    reviewed = options.reviewed
+    if reviewed is None:
+        if overrides and options.checksum is None:
+            raise UsageError(
+                "--override-policy is accepted only for a reviewed plan",
+                hint="make the plan with `plan --override-policy ID --out FILE`, have it "
+                "reviewed, then `apply --plan FILE --override-policy ID`",
+            )
+        return
+    recorded = reviewed.policy_overrides
+    if sorted(recorded) != sorted(overrides):
+        raise SafetyError(
+            [
+                SafetyViolation(
+                    f"reviewed plan {reviewed.source}",
+                    "records the policy overrides "
+                    f"[{', '.join(sorted(recorded))}], this apply names "
+                    f"[{', '.join(sorted(overrides))}]",
+                    "the same --override-policy IDs as the plan",
+                )
+            ]
+        )
+
+
+def _policy_violations(result: PolicyResult) -> list[SafetyViolation]:
+    out = []
+    for verdict in result.blocking():
+        about = f"{verdict.kind or 'resource'} {verdict.key}: " if verdict.key else ""
+        source = f" ({verdict.file})" if verdict.file else ""
+        out.append(
+            SafetyViolation(
+                f"policy {verdict.type} {verdict.id}",
+                f"{about}{verdict.message}{source}",
+                f"--override-policy {verdict.id} in a reviewed plan",
+            )
+        )
+    return out
 
 
 def summarize(report: ApplyReport) -> dict[str, Any]:

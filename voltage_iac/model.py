@@ -146,6 +146,16 @@ class Guards:
 
 
 @dataclass(frozen=True)
+class PolicySettings:
+    """The Rego policies of `policies:` (paths resolved against the file naming them)."""
+
+    paths: tuple[str, ...] = ()  # .rego files or directories of them
+    namespace: str = "main"  # the package whose deny/warn/violation rules are read
+    data: tuple[str, ...] = ()  # JSON/YAML files read as `data`
+    timeout: float = 10.0  # seconds one evaluation may take
+
+
+@dataclass(frozen=True)
 class DesiredState:
     """The whole configuration after loading, interpolation and validation.
 
@@ -162,6 +172,7 @@ class DesiredState:
     ignore: tuple[str, ...] = ()  # global drift ignore patterns ("key:field-pattern")
     provider_options: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     files: tuple[str, ...] = ()
+    policies: PolicySettings = field(default_factory=PolicySettings)
     digest: str = ""  # sha256 over the canonical desired state (see config)
 
     def of(self, kind: str) -> Mapping[str, Any]:

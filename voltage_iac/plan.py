@@ -156,6 +156,78 @@ class Problem:
         return {"subject": self.subject, "message": self.message}
 
 
+#: Verdict types of the policy rules (conftest's): `deny` and `violation` block an apply.
+VERDICT_TYPES = ("deny", "violation", "warn")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One message of a policy rule about a plan (or a drift report)."""
+
+    type: str  # "deny", "violation" or "warn"
+    rule: str  # the rule's name, e.g. "deny" or "deny_mainnet_cap"
+    message: str
+    id: str  # what `--override-policy` names (the message's own `id`, or derived)
+    file: str = ""  # the policy file defining the rule
+    kind: str | None = None  # the resource the verdict is about, if the rule says
+    key: str | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return self.type != "warn"
+
+    def about(self, change: Change) -> bool:
+        """The verdict names this change's resource (by key, and by kind if given)."""
+        return self.key == change.key and self.kind in (None, change.kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "rule": self.rule,
+            "message": self.message,
+            "id": self.id,
+            "file": self.file,
+            "kind": self.kind,
+            "key": self.key,
+        }
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """The verdicts of the policies on one plan, and the blocking ones a reviewed
+    override lets through (by id or by exact message)."""
+
+    namespace: str
+    files: tuple[str, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()
+    overrides: tuple[str, ...] = ()
+
+    def overridden(self, verdict: Verdict) -> bool:
+        return verdict.blocking and (
+            verdict.id in self.overrides or verdict.message in self.overrides
+        )
+
+    def blocking(self) -> list[Verdict]:
+        """The deny and violation verdicts no override lets through."""
+        return [v for v in self.verdicts if v.blocking and not self.overridden(v)]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "deny": sum(1 for v in self.verdicts if v.blocking),
+            "warn": sum(1 for v in self.verdicts if not v.blocking),
+            "overridden": sum(1 for v in self.verdicts if self.overridden(v)),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "files": list(self.files),
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "overrides": list(self.overrides),
+            "summary": self.counts(),
+        }
+
+
 @dataclass(frozen=True)
 class Plan:
     stack: str
@@ -173,6 +245,9 @@ class Plan:
     managed_counts: Mapping[str, int] = field(default_factory=dict)
     guards: Guards = field(default_factory=Guards)
     force: bool = False  # made with --force: the guards' verdicts are overridden, and recorded
+    #: the policies' verdicts (None: no policies); in the checksum, so a reviewed plan's
+    #: verdicts and overrides cannot be edited
+    policy: PolicyResult | None = None
 
     @property
     def touches_mainnet(self) -> bool:
@@ -232,6 +307,8 @@ class Plan:
             "targets": list(self.targets),
             "owned": list(self.owned),
             "changes": [c.to_dict() for c in self.actionable],
+            # Only with policies: a plan without them keeps the checksum it always had.
+            **({"policy": self.policy.to_dict()} if self.policy is not None else {}),
         }
 
     @cached_property

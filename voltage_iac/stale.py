@@ -57,6 +57,14 @@ class ReviewedPlan:
     def overrides(self) -> tuple[str, ...]:
         return tuple(str(o) for o in self.document.get("overrides") or [])
 
+    @property
+    def policy_overrides(self) -> tuple[str, ...]:
+        """The policy verdicts the reviewed plan lets through (`plan --override-policy`)."""
+        policy = self.document.get("policy")
+        if not isinstance(policy, dict):
+            return ()
+        return tuple(str(o) for o in policy.get("overrides") or [])
+
     def check_matches(self, desired: DesiredState) -> None:
         """Refuse a plan made for another stack, organization or backend. (A plan made
         from another configuration is refused by the checksum, which covers the config
@@ -78,8 +86,13 @@ class ReviewedPlan:
             )
 
 
+#: Checksummed when present: the policies' verdicts (a plan made without policies has none).
+CHECKSUMMED_OPTIONAL = ("policy",)
+
+
 def checksum_of(document: dict[str, Any]) -> str:
     body = {name: document.get(name) for name in CHECKSUMMED_FIELDS}
+    body.update({name: document[name] for name in CHECKSUMMED_OPTIONAL if name in document})
     return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
 
 
@@ -185,6 +198,7 @@ def stale_differences(saved: dict[str, Any], fresh: Plan) -> list[str]:
         out.append(f"owned {_ref(ref)} appeared since the plan was made")
     for ref in sorted(saved_owned - fresh_owned):
         out.append(f"owned {_ref(ref)} disappeared since the plan was made")
+    out.extend(_policy_differences(saved.get("policy"), fresh))
     if not out and saved["checksum"] != fresh.checksum():
         out.append("the plan's content differs from the reviewed plan")
     return out
@@ -207,3 +221,27 @@ def _field_differences(key: Any, reviewed: Sequence[Any], fresh: Change) -> list
         now = (new.get(name) or {}).get("after")
         out.append(f"{key}: field {name} is now planned as {now!r}, the reviewed plan had {was!r}")
     return out
+
+
+def _policy_differences(saved: Any, fresh: Plan) -> list[str]:
+    """How the policies' verdicts or overrides differ from the reviewed plan's."""
+    now = fresh.policy.to_dict() if fresh.policy is not None else None
+    if saved == now:
+        return []
+    if not isinstance(saved, dict) or now is None:
+        if isinstance(saved, dict):
+            return ["the reviewed plan was made with policies; this run has none"]
+        return ["the reviewed plan was made without policies; this run has them"]
+    out = []
+    before = {str(v.get("id")): v for v in saved.get("verdicts") or [] if isinstance(v, dict)}
+    after = {v["id"]: v for v in now["verdicts"]}
+    for vid in sorted(set(after) - set(before)):
+        out.append(f"policy: new {after[vid]['type']} verdict {vid}: {after[vid]['message']}")
+    for vid in sorted(set(before) - set(after)):
+        out.append(f"policy: verdict {vid} is gone: {before[vid].get('message')}")
+    if sorted(saved.get("overrides") or []) != sorted(now["overrides"]):
+        out.append(
+            f"policy overrides: the reviewed plan has {sorted(saved.get('overrides') or [])}, "
+            f"this run {sorted(now['overrides'])}"
+        )
+    return out or ["the policies' verdicts differ from the reviewed plan's"]

@@ -4,8 +4,10 @@ Flow: `merge.py` gives the merged files -> `check` reads `provider:` (which back
 `checks/provider.py`), refuses every section, resource kind and field the backend's
 declaration (`providers/registry.py`) does not support, runs the checker of every
 registered section (`checks/registry.py`: reference sections first, then resources),
-then guards and ignore (`checks/guards.py`) -> the frozen `DesiredState`. `state_digest`
-hashes its meaning. The entry points in `__init__.py` drive the whole flow.
+then guards and ignore (`checks/guards.py`) and the policy paths (`checks/policies.py`)
+-> the frozen `DesiredState`. `state_digest` hashes its meaning (the policies are not
+part of it: their verdicts are in the plan's checksum themselves). The entry points in
+`__init__.py` drive the whole flow.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from voltage_iac import kinds
 from voltage_iac.config.checks import registry
 from voltage_iac.config.checks.guards import check_guards, check_ignore
+from voltage_iac.config.checks.policies import check_policies
 from voltage_iac.config.checks.provider import check_provider
 from voltage_iac.config.checks.registry import Context, Section
 from voltage_iac.config.document import Doc, Issues
@@ -108,7 +111,10 @@ def check(docs: list[Doc], issues: Issues, environ: Mapping[str, str]) -> Desire
         dropped, resolved = ctx.dropped, ctx.resolved
     guards = check_guards(merged, issues)
     ignore = check_ignore(merged)
+    policies = check_policies(merged, issues)
     if backend is None or settings is None or guards is None or ignore is None or dropped:
+        return None
+    if policies is None:
         return None
     if stack is None or not isinstance(stack.value, str):
         return None
@@ -121,6 +127,7 @@ def check(docs: list[Doc], issues: Issues, environ: Mapping[str, str]) -> Desire
         ignore=ignore,
         provider_options=frozen_map(dict(settings.options)),
         files=tuple(doc.file for doc in docs),
+        policies=policies,
     )
     references: dict[str, Any] = {}
     resources: dict[str, Any] = {}

@@ -1,9 +1,10 @@
 """Step 3 of loading: the files of a configuration merged into one.
 
 Flow: the `Doc`s that passed `schema.py` -> `merge` collects the single settings
-(`version`, `stack`, `provider`, `guards`: repeated only if equal), the entries of every
-registered section (a name defined in two files is an error naming both places) and the
-top-level `ignore` lists -> a `Merged`. Next: `build.py` runs the meaning checks on it.
+(`version`, `stack`, `provider`, `guards`, `policies`: repeated only if equal), the
+entries of every registered section (a name defined in two files is an error naming
+both places) and the top-level `ignore` lists -> a `Merged`. Next: `build.py` runs the
+meaning checks on it.
 
 Sections come from the registry (`checks/registry.py`): a new section is merged without
 an edit here.
@@ -18,7 +19,7 @@ from typing import Any, NamedTuple
 from voltage_iac.config.checks import registry
 from voltage_iac.config.document import Doc, Issues, Path_
 
-SINGLE_KEYS = ("version", "stack", "provider", "guards")
+SINGLE_KEYS = ("version", "stack", "provider", "guards", "policies")
 
 
 class Entry(NamedTuple):

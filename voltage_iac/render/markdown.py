@@ -10,7 +10,7 @@ sections are collapsed first, and the comment says what was left out.
 
 from __future__ import annotations
 
-from voltage_iac.plan import Action, Change, Plan
+from voltage_iac.plan import Action, Change, Plan, PolicyResult, Verdict
 from voltage_iac.render.values import ACTION_PHRASE, ACTION_SYMBOL, noun, show_value
 
 DEFAULT_MAX_CHARS = 60_000
@@ -53,7 +53,7 @@ def code(text: str) -> str:
 def render_markdown(plan: Plan, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     head = _head(plan)
     actionable = plan.actionable
-    sections = [_section(change) for change in actionable]
+    sections = [_section(change, plan) for change in actionable]
     tail = _tail(plan)
     fixed = len(head) + len(tail)
     running = fixed + sum(len(s) for s in sections)
@@ -68,7 +68,7 @@ def render_markdown(plan: Plan, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     for index in order:
         if running <= budget:
             break
-        stub = _stub(actionable[index])
+        stub = _stub(actionable[index], plan)
         running += len(stub) - len(sections[index])
         sections[index] = stub
         omitted.append(actionable[index].key)
@@ -108,6 +108,7 @@ def _head(plan: Plan) -> str:
         f"| {counts['create']} | {counts['update']} | {counts['replace']} | {counts['delete']} |",
         "",
     ]
+    lines += _policy_banner(plan)
     lines += _banners(plan)
     if not plan.has_changes:
         what = noun({c.kind for c in plan.changes})
@@ -196,6 +197,51 @@ def _banners(plan: Plan) -> list[str]:
     return out
 
 
+def _verdicts_of(plan: Plan, change: Change) -> list[Verdict]:
+    if plan.policy is None:
+        return []
+    return [v for v in plan.policy.verdicts if v.about(change)]
+
+
+def _verdict_line(result: PolicyResult, verdict: Verdict) -> str:
+    overridden = result.overridden(verdict)
+    label = f"OVERRIDDEN {verdict.type}" if overridden else verdict.type.upper()
+    where = f", {code(verdict.file)}" if verdict.file else ""
+    return f"**{label}** {escape(verdict.message)} ({code(verdict.id)}{where})"
+
+
+def _policy_banner(plan: Plan) -> list[str]:
+    """The policies' counts on top; each verdict about a change is shown in that change's
+    section, the others (about no change of this plan) here."""
+    result = plan.policy
+    if result is None:
+        return []
+    counts = result.counts()
+    blocking = result.blocking()
+    kind = "CAUTION" if blocking else ("WARNING" if counts["warn"] else "NOTE")
+    title = f"Policy: {counts['deny']} deny, {counts['warn']} warn"
+    if counts["overridden"]:
+        title += f" ({counts['overridden']} deny overridden by the review)"
+    out = [f"> [!{kind}]", f"> **{title}**"]
+    if blocking:
+        out.append(">")
+        out.append(f"> apply refuses this plan while a deny verdict stands ({len(blocking)}).")
+    shown = {id(v) for c in plan.actionable for v in _verdicts_of(plan, c)}
+    others = [v for v in result.verdicts if id(v) not in shown]
+    if others:
+        out.append(">")
+    for verdict in others[:50]:
+        about = f"{escape(verdict.kind or 'resource')} {code(verdict.key)}: " if verdict.key else ""
+        out.append(f"> - {about}{_verdict_line(result, verdict)}")
+    if len(others) > 50:
+        out.append(f"> - ... and {len(others) - 50} more (see the JSON plan)")
+    if len(shown):
+        out.append(">")
+        out.append(f"> {len(shown)} verdict(s) are shown with the change they name, below.")
+    out.append("")
+    return out
+
+
 def _who(change: Change) -> str:
     return f"{escape(change.kind)} {code(change.key)}"
 
@@ -208,8 +254,24 @@ def _title(change: Change) -> str:
     )
 
 
-def _section(change: Change) -> str:
-    lines = ["<details>", f"<summary>{_title(change)}</summary>", ""]
+def _policy_mark(verdicts: list[Verdict]) -> str:
+    if not verdicts:
+        return ""
+    deny = sum(1 for v in verdicts if v.blocking)
+    warn = len(verdicts) - deny
+    parts = [f"{deny} deny"] if deny else []
+    parts += [f"{warn} warn"] if warn else []
+    return f" - policy: {', '.join(parts)}"
+
+
+def _section(change: Change, plan: Plan | None = None) -> str:
+    verdicts = _verdicts_of(plan, change) if plan is not None else []
+    lines = ["<details>", f"<summary>{_title(change)}{_policy_mark(verdicts)}</summary>", ""]
+    if plan is not None and plan.policy is not None:
+        for verdict in verdicts:
+            lines.append(f"- policy: {_verdict_line(plan.policy, verdict)}")
+        if verdicts:
+            lines.append("")
     if change.id:
         lines.append(f"- {escape(change.kind)} id: {code(change.id)}")
     if change.new_id:
@@ -226,9 +288,11 @@ def _section(change: Change) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _stub(change: Change) -> str:
+def _stub(change: Change, plan: Plan | None = None) -> str:
+    verdicts = _verdicts_of(plan, change) if plan is not None else []
     return (
-        f"- {_title(change)}: {len(change.fields)} field change(s) not shown (see the JSON plan)\n"
+        f"- {_title(change)}{_policy_mark(verdicts)}: {len(change.fields)} field change(s) "
+        "not shown (see the JSON plan)\n"
     )
 
 

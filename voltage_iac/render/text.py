@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from voltage_iac.plan import Action, Change, Plan
+from voltage_iac.plan import Action, Change, Plan, PolicyResult
 from voltage_iac.render.values import ACTION_PHRASE, ACTION_SYMBOL, noun, show_value
 
 _COLOURS = {
@@ -84,7 +84,45 @@ def render_text(plan: Plan, *, color: bool = False, backend: str = "") -> str:
         lines.append("")
 
     lines.append(paint(plan.summary_line(), None, bold=True))
+    if plan.policy is not None:
+        lines.append("")
+        lines.extend(_policy_lines(plan.policy, paint))
     return "\n".join(lines) + "\n"
+
+
+def _policy_lines(result: PolicyResult, paint: Any) -> list[str]:
+    """The policies' verdicts: a block after the plan."""
+    counts = result.counts()
+    head = (
+        f"Policy ({result.namespace}, {len(result.files)} file(s)): "
+        f"{counts['deny']} deny, {counts['warn']} warn"
+    )
+    if counts["overridden"]:
+        head += f", {counts['overridden']} deny overridden by the review"
+    out = [paint(head, None, bold=True)]
+    for verdict in result.verdicts:
+        if result.overridden(verdict):
+            label, colour = "OVERRIDDEN", "yellow"
+        elif verdict.blocking:
+            label, colour = verdict.type.upper(), "red"
+        else:
+            label, colour = "WARN", "yellow"
+        about = f"{verdict.kind or 'resource'} {verdict.key}: " if verdict.key else ""
+        where = f" ({verdict.file})" if verdict.file else ""
+        out.append(
+            "    "
+            + paint(label, colour, bold=True)
+            + f" {about}{verdict.message} [{verdict.id}]{where}"
+        )
+    for override in result.overrides:
+        if not any(result.overridden(v) and override in (v.id, v.message) for v in result.verdicts):
+            out.append(f"    Note: --override-policy {override} matches no deny verdict")
+    if result.blocking():
+        out.append(
+            paint("apply refuses this plan while a deny verdict stands", "red", bold=True)
+            + " (a reviewed override: plan --override-policy ID --out FILE)"
+        )
+    return out
 
 
 def _change_lines(change: Change, paint: Any) -> list[str]:
