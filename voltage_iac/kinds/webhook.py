@@ -24,6 +24,7 @@ the webhook's `secret` sink (`voltage_iac.secret_sink`); nothing else ever sees 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import uuid
 from collections.abc import Sequence
@@ -212,6 +213,52 @@ class WebhookKind(ResourceKind):
             "status": current.status,
         }
 
+    def record(self, want: Any) -> dict[str, Any]:
+        sink = want.secret
+        secret: dict[str, Any] = {"base_dir": _portable_dir(sink.base_dir)}
+        if sink.file is not None:
+            secret["file"] = sink.file
+        else:
+            secret["command"] = list(sink.command)
+            secret["timeout_seconds"] = sink.timeout
+        return {
+            "name": want.name,
+            "environment": want.environment,
+            "environment_id": want.environment_id,
+            "url": want.url,
+            "events": list(want.events),
+            "status": want.status,
+            "secret": secret,
+            "protect": want.protect,
+            "pinned_id": want.pinned_id,
+            "ignore": list(want.ignore),
+        }
+
+    def from_record(self, key: str, data: Any) -> DesiredWebhook:
+        secret = data["secret"]
+        base_dir = os.path.abspath(secret["base_dir"])
+        if "file" in secret:
+            sink = SecretSink(file=secret["file"], base_dir=base_dir)
+        else:
+            sink = SecretSink(
+                command=tuple(secret["command"]),
+                base_dir=base_dir,
+                timeout=float(secret["timeout_seconds"]),
+            )
+        return DesiredWebhook(
+            key=key,
+            name=data["name"],
+            environment=data["environment"],
+            environment_id=data["environment_id"],
+            url=data["url"],
+            events=tuple(data["events"]),
+            status=data["status"],
+            secret=sink,
+            protect=data["protect"],
+            pinned_id=data["pinned_id"],
+            ignore=tuple(data["ignore"]),
+        )
+
     def result_detail(self, want: Any | None, verb: str) -> str:
         if want is None or verb not in ("create", "replace", "rotate_secret"):
             return ""
@@ -239,6 +286,16 @@ class WebhookKind(ResourceKind):
                     dataclasses.replace(self.operation(change, plan, "stop", None), live=None)
                 )
         return out
+
+
+def _portable_dir(path: str) -> str:
+    """A sink's folder as a plan file records it: relative to the working directory
+    (plan and apply run from the same place, e.g. a repository's root in CI), or
+    absolute when it is on another drive."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return os.path.abspath(path)
 
 
 WEBHOOK = WebhookKind()
