@@ -531,7 +531,11 @@ _PLAN_FILE_HINT = "a plan file is the JSON that `plan PATH --out FILE` writes"
 def _read_plan_file(path: Path) -> ReviewedPlan:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(
+            f"{path} is not a voltage-iac plan file (not JSON: {exc})", hint=_PLAN_FILE_HINT
+        ) from None
+    except OSError as exc:
         raise UsageError(f"cannot read plan file {path}: {exc}", hint=_PLAN_FILE_HINT) from None
     if not is_plan_document(doc):
         raise UsageError(f"{path} is not a voltage-iac plan file", hint=_PLAN_FILE_HINT)
@@ -596,9 +600,14 @@ def _resolve_apply_input(
                 "(YAML), or a plan file from `plan PATH --out FILE`"
             )
         raise
-    if reviewed is not None and reviewed.self_contained:
-        if desired.digest == reviewed.config_digest:
-            state_from_plan(reviewed)  # the file's record must be that configuration too
+    # The file's record must be that configuration too (a changed configuration is for
+    # the engine's gate to report, with every difference named).
+    if (
+        reviewed is not None
+        and reviewed.self_contained
+        and desired.digest == reviewed.config_digest
+    ):
+        state_from_plan(reviewed)
     return desired, reviewed
 
 
