@@ -190,11 +190,23 @@ def _world(backend: Backend) -> list[tuple[str, str, bool]]:
     return sorted((w["id"], w["name"], w["active"]) for w in backend.wallets())
 
 
-@pytest.mark.parametrize("form", ["with-config", "self-contained"])
 @pytest.mark.parametrize("case", sorted(EDITS))
 def test_an_edited_plan_file_is_refused_and_nothing_is_written(
-    reviewed: tuple[Backend, Path, Doc], case: str, form: str
+    reviewed: tuple[Backend, Path, Doc], case: str
 ) -> None:
+    _refused(reviewed, case, "with-config")
+
+
+# The file alone takes the same path to the backend: once, with the embedded emulator.
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+@pytest.mark.parametrize("case", sorted(EDITS))
+def test_an_edited_plan_file_applied_on_its_own_is_refused_and_nothing_is_written(
+    reviewed: tuple[Backend, Path, Doc], case: str
+) -> None:
+    _refused(reviewed, case, "self-contained")
+
+
+def _refused(reviewed: tuple[Backend, Path, Doc], case: str, form: str) -> None:
     backend, path, original = reviewed
     edit, code, phrase = EDITS[case]
     doc = copy.deepcopy(original)
