@@ -397,9 +397,27 @@ def test_action_fails_the_step_on_exit_codes_not_accepted(place: Place) -> None:
 
     unknown = place.run(command="destroy", config="wallets")
     assert unknown.returncode == 3 and unknown.outputs["exit-code"] == "3"
-    assert "command must be validate, plan, apply, drift or import" in unknown.log
+    assert "command must be validate, plan, apply, show, drift or import" in unknown.log
     misplaced = place.run(command="drift", config="wallets", **{"plan-file": "p.json"})
-    assert misplaced.returncode == 3 and "plan-file is for plan and apply" in misplaced.log
+    assert misplaced.returncode == 3 and "plan-file is for plan, apply and show" in misplaced.log
+    no_config = place.run(command="plan", config="")
+    assert no_config.returncode == 3 and "config is empty" in no_config.log
+    no_file = place.run(command="show")
+    assert no_file.returncode == 3 and "show needs plan-file" in no_file.log
+
+
+def test_action_shows_and_applies_the_plan_file_without_a_configuration(place: Place) -> None:
+    plan = place.run(command="plan", config="wallets", **{"plan-file": "plan.json"})
+    assert plan.returncode == 0, plan.log
+    shown = place.run(command="show", **{"plan-file": "plan.json", "job-summary": "true"})
+    assert shown.returncode == 0, shown.log
+    text = Path(shown.outputs["stdout-file"]).read_text(encoding="utf-8")
+    assert "+ wallet a (staging) will be created" in text and shown.summary == text
+    apply = place.run(
+        command="apply", config="", args="--auto-approve", **{"plan-file": "plan.json"}
+    )
+    assert apply.returncode == 0, apply.log
+    assert "Apply complete: 1 done, 0 failed, 0 not started." in apply.log
 
 
 def test_action_args_are_words_never_shell(place: Place) -> None:

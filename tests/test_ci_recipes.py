@@ -181,6 +181,27 @@ def test_shell_script_plan_apply_drift_against_the_emulator(world: World) -> Non
     assert {k: w["name"] for k, w in world.owned().items()} == {"a": "Alpha", "b": "Bravo"}
 
 
+def test_shell_script_applies_the_plan_file_alone(world: World) -> None:
+    out = world.workspace / "voltage-iac-out"
+    assert _script(world, "plan").returncode == 0
+    # The text plan is the saved file shown: it ends with the file's own checksum.
+    checksum = json.loads((out / "plan.json").read_text(encoding="utf-8"))["checksum"]
+    text = (out / "plan.txt").read_text(encoding="utf-8")
+    assert text.splitlines()[-1] == f"Plan checksum: {checksum}"
+    shutil.rmtree(world.workspace / "wallets")  # the reviewed file is all apply gets
+    apply = subprocess.run(
+        ["sh", str(SCRIPT), "apply"],
+        cwd=world.workspace,
+        env=world.env,
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT,
+        check=False,
+    )
+    assert apply.returncode == 0, apply.stdout + apply.stderr
+    assert {k: w["name"] for k, w in world.owned().items()} == {"a": "Alpha", "b": "Bravo"}
+
+
 def test_shell_script_errors_keep_their_exit_codes(world: World) -> None:
     wrong = {"VOLTAGE_API_KEY": "wrong-key-123456"}
     for step in ("plan", "drift"):

@@ -40,15 +40,21 @@ class Block:
 
 
 def read_blocks(text: str) -> list[Block]:
+    """Every command shown in a console block (a block may show several in a row), with
+    the output under it and its `[exit N]`."""
     blocks = []
     for match in BLOCK.finditer(text):
-        lines = match.group("body").splitlines()
-        assert lines and lines[0].startswith("$ voltage-iac "), lines[:1]
-        exit_line = lines[-1]
-        code = re.fullmatch(r"\[exit (\d+)\]", exit_line)
-        assert code, f"block {lines[0]!r} does not end with [exit N]"
-        output = "\n".join(lines[1:-1])
-        blocks.append(Block(lines[0][2:], output, int(code.group(1)), match.span("body")))
+        body, offset = match.group("body"), match.start("body")
+        starts = [m.start() for m in re.finditer(r"^\$ voltage-iac ", body, re.M)]
+        assert starts and starts[0] == 0, f"console block at {offset} has no command first"
+        for start, end in zip(starts, [*starts[1:], len(body)], strict=True):
+            lines = body[start:end].splitlines()
+            code = re.fullmatch(r"\[exit (\d+)\]", lines[-1])
+            assert code, f"`{lines[0]}` does not end with [exit N]"
+            output = "\n".join(lines[1:-1])
+            blocks.append(
+                Block(lines[0][2:], output, int(code.group(1)), (offset + start, offset + end))
+            )
     return blocks
 
 
@@ -114,6 +120,16 @@ class Story:
         output, code = self.run("voltage-iac apply colleague.yaml --auto-approve")
         assert code == 0, output
 
+    def rename_payroll(self, name: str) -> None:
+        doc = self.config()
+        doc["wallets"]["payroll"]["name"] = name
+        self.write(doc)
+
+    def undo_rename_and_apply(self) -> None:
+        self.rename_payroll("Payroll")
+        output, code = self.run("voltage-iac apply wallets.yaml --auto-approve")
+        assert code == 0, output
+
     def apply_and_ignore_legacy(self) -> None:
         output, code = self.run("voltage-iac apply wallets.yaml --auto-approve")
         assert code == 0, output
@@ -131,7 +147,7 @@ class Story:
 def test_every_console_block_of_the_workflow_doc_is_real_output(tmp_path: Path) -> None:
     text = DOC.read_text(encoding="utf-8")
     blocks = read_blocks(text)
-    assert len(blocks) == 13, "the story below follows the doc's 13 console blocks"
+    assert len(blocks) == 17, "the story below follows the doc's 17 commands"
     story = Story(tmp_path)
     actual: dict[int, tuple[str, str, int]] = {}  # block index -> (command, output, exit)
     checksums: list[str] = []
@@ -145,22 +161,28 @@ def test_every_console_block_of_the_workflow_doc_is_real_output(tmp_path: Path) 
     steps: list[Callable[[], None]] = [
         lambda: run(0),  # plan --out plan.json
         lambda: run(1),  # apply --plan plan.json
+        lambda: story.rename_payroll("People payroll"),
+        lambda: run(2),  # plan --out plan.json
+        lambda: run(3),  # show plan.json
+        lambda: run(4),  # apply plan.json
+        lambda: run(5),  # apply plan.json again: stale
+        story.undo_rename_and_apply,
         story.colleague_applies_people_payroll,
-        lambda: run(2),  # drift
-        lambda: run(3),  # drift --format junit --output drift.xml
-        lambda: run(4),  # drift --format markdown
+        lambda: run(6),  # drift
+        lambda: run(7),  # drift --format junit --output drift.xml
+        lambda: run(8),  # drift --format markdown
         story.apply_and_ignore_legacy,
-        lambda: run(5),  # drift: in sync, one finding ignored
-        lambda: run(6),  # import
+        lambda: run(9),  # drift: in sync, one finding ignored
+        lambda: run(10),  # import
         story.rename_payroll_and_raise_payouts,
-        lambda: run(7),  # plan --format markdown
-        lambda: run(8),  # plan --out plan.json (the reviewed plan)
+        lambda: run(11),  # plan --format markdown
+        lambda: run(12),  # plan --out plan.json (the reviewed plan)
         story.colleague_applies_people_payroll,
-        lambda: run(9),  # apply --plan plan.json: stale
+        lambda: run(13),  # apply --plan plan.json: stale
         # apply --checksum with the reviewed plan's checksum: refused, names the new one
-        lambda: run(10, _with_checksum(blocks[10].command, _last_plan_checksum(actual[8][1]))),
-        lambda: run(12),  # plan --target payroll (captured before the apply below)
-        lambda: run(11, _with_checksum(blocks[11].command, _new_checksum(actual[10][1]))),
+        lambda: run(14, _with_checksum(blocks[14].command, _last_plan_checksum(actual[12][1]))),
+        lambda: run(16),  # plan --target payroll (captured before the apply below)
+        lambda: run(15, _with_checksum(blocks[15].command, _new_checksum(actual[14][1]))),
     ]
     for step in steps:
         step()

@@ -405,3 +405,41 @@ def test_policy_paths_in_the_configuration_are_checked_where_they_are_written(
         assert settings.namespace == "main"
         first = Path(settings.paths[0]).resolve()
         assert first.is_relative_to((tmp_path / "policies").resolve())
+
+
+@served
+def test_a_plan_file_alone_is_judged_again_by_the_policies_it_was_planned_with(
+    backend: Backend,
+) -> None:
+    # policies from the configuration: the file records them, with the review's override
+    path = write(backend, {"vault": mainnet("Vault", limit="0.5 btc")})
+    plan_file = backend.tmp / "reviewed.json"
+    made = backend.run(
+        "plan", str(path), "--override-policy", "mainnet-limit-cap", "--out", str(plan_file)
+    )
+    assert made.exit_code == 0, made.output
+    path.unlink()  # the apply has the plan file only
+    ok = backend.run(
+        "apply", str(plan_file), "--auto-approve", "--override-policy", "mainnet-limit-cap"
+    )
+    assert ok.exit_code == 0, ok.output
+    assert any(w["name"] == "Vault" for w in _all_wallets(backend))
+
+    # policies from --policy only: recorded too, so the deny still blocks the file alone
+    plain = backend.write_config(config_doc({"vault2": mainnet("Vault 2", limit="0.5 btc")}))
+    second = backend.tmp / "second.json"
+    made = backend.run(
+        "plan",
+        str(plain),
+        "--policy",
+        str(EXAMPLES / "mainnet_limit_cap.rego"),
+        "--out",
+        str(second),
+    )
+    assert made.exit_code == 0, made.output
+    with counted_writes() as writes:
+        refused = backend.run("apply", str(second), "--auto-approve")
+    assert refused.exit_code == 5, refused.output
+    assert "policy deny mainnet-limit-cap" in refused.stderr
+    assert "stale" not in refused.stderr
+    assert writes == []

@@ -1,9 +1,10 @@
 """A reviewed plan file that no longer says what was reviewed is refused, and nothing is written.
 
 Each case takes a real plan file (`plan --out`, against the embedded emulator), edits it
-the way a careless or hostile hand could, and runs `apply --plan FILE --auto-approve`
-with every safety flag: the apply must exit 5 (3 for a file that is not a plan of this
-version), say nothing was changed, and the emulator must hold exactly what it held.
+the way a careless or hostile hand could, and runs `apply PATH --plan FILE --auto-approve`
+and `apply FILE --auto-approve` (the self-contained form: the desired state comes from
+the file) with every safety flag: the apply must exit 5 (3 for a file that is not a plan
+of this version), say nothing was changed, and the emulator must hold exactly what it held.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 from tests.conftest import Backend, config_doc, wallet
 from voltage_iac.errors import EXIT_INVALID, EXIT_SAFETY
-from voltage_iac.stale import checksum_of
+from voltage_iac.stale import checksum_of, file_checksum_of
 
 Doc = dict[str, Any]
 
@@ -54,8 +55,21 @@ def _resealed(edit: Callable[[Doc], None]) -> Callable[[Doc], None]:
             counts[change["action"]] += 1
         doc["summary"] = counts
         doc["checksum"] = checksum_of(doc)
+        doc["file_checksum"] = file_checksum_of(doc)
 
     return apply
+
+
+def _edit_recorded_limit(doc: Doc) -> None:
+    doc["desired"]["resources"]["wallet"]["b"]["limit"] *= 1000
+
+
+def _drop_recorded_wallet(doc: Doc) -> None:
+    del doc["desired"]["resources"]["wallet"]["a"]
+
+
+def _edit_recorded_environment(doc: Doc) -> None:
+    doc["desired"]["environments"]["staging"]["id"] = "11111111-1111-4111-8111-111111111111"
 
 
 EDITS: dict[str, tuple[Callable[[Doc], None], int, str]] = {
@@ -106,6 +120,54 @@ EDITS: dict[str, tuple[Callable[[Doc], None], int, str]] = {
         "the configuration changed since the plan was made",
     ),
     "format-v1": (lambda d: d.update(format_version=1), EXIT_INVALID, "reads format 2"),
+    # The desired state the file records (what `apply FILE` applies from).
+    "recorded-limit": (_edit_recorded_limit, EXIT_SAFETY, "does not match its file_checksum"),
+    "recorded-wallet-dropped": (
+        _drop_recorded_wallet,
+        EXIT_SAFETY,
+        "does not match its file_checksum",
+    ),
+    "recorded-environment": (
+        _edit_recorded_environment,
+        EXIT_SAFETY,
+        "does not match its file_checksum",
+    ),
+    "recorded-backend": (
+        lambda d: d.update(backend="Voltage API at https://example.com"),
+        EXIT_SAFETY,
+        "does not match its file_checksum",
+    ),
+    "recorded-state-removed": (
+        lambda d: d.pop("desired"),
+        EXIT_SAFETY,
+        "recorded desired state or backend is missing",
+    ),
+    "file-checksum": (
+        lambda d: d.update(file_checksum="sha256:" + "b" * 64),
+        EXIT_SAFETY,
+        "does not match its file_checksum",
+    ),
+    "resealed-recorded-limit": (
+        _resealed(_edit_recorded_limit),
+        EXIT_SAFETY,
+        "its recorded desired state has digest",
+    ),
+    "resealed-recorded-wallet-dropped": (
+        _resealed(_drop_recorded_wallet),
+        EXIT_SAFETY,
+        "its recorded desired state has digest",
+    ),
+    "resealed-recorded-environment": (
+        _resealed(_edit_recorded_environment),
+        EXIT_SAFETY,
+        "its recorded desired state has digest",
+    ),
+}
+
+#: Where the self-contained form (`apply FILE`, no configuration) words a refusal
+#: differently: the configuration it checks against is the one the file records.
+WITHOUT_CONFIG = {
+    "resealed-digest": "its recorded desired state has digest",
 }
 
 
@@ -132,6 +194,19 @@ def _world(backend: Backend) -> list[tuple[str, str, bool]]:
 def test_an_edited_plan_file_is_refused_and_nothing_is_written(
     reviewed: tuple[Backend, Path, Doc], case: str
 ) -> None:
+    _refused(reviewed, case, "with-config")
+
+
+# The file alone takes the same path to the backend: once, with the embedded emulator.
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+@pytest.mark.parametrize("case", sorted(EDITS))
+def test_an_edited_plan_file_applied_on_its_own_is_refused_and_nothing_is_written(
+    reviewed: tuple[Backend, Path, Doc], case: str
+) -> None:
+    _refused(reviewed, case, "self-contained")
+
+
+def _refused(reviewed: tuple[Backend, Path, Doc], case: str, form: str) -> None:
     backend, path, original = reviewed
     edit, code, phrase = EDITS[case]
     doc = copy.deepcopy(original)
@@ -140,15 +215,11 @@ def test_an_edited_plan_file_is_refused_and_nothing_is_written(
     edited = backend.tmp / f"edited-{case}.json"
     edited.write_text(json.dumps(doc), encoding="utf-8")
     before = _world(backend)
+    given = [str(path), "--plan", str(edited)] if form == "with-config" else [str(edited)]
+    if form == "self-contained":
+        phrase = WITHOUT_CONFIG.get(case, phrase)
     result = backend.run(
-        "apply",
-        str(path),
-        "--plan",
-        str(edited),
-        "--auto-approve",
-        "--allow-delete",
-        "--allow-replace",
-        "--force",
+        "apply", *given, "--auto-approve", "--allow-delete", "--allow-replace", "--force"
     )
     assert result.exit_code == code, result.output
     assert phrase in result.output, result.output
@@ -157,10 +228,12 @@ def test_an_edited_plan_file_is_refused_and_nothing_is_written(
     assert _world(backend) == before
 
 
-def test_the_untouched_plan_file_applies(reviewed: tuple[Backend, Path, Doc]) -> None:
+@pytest.mark.parametrize("form", ["with-config", "self-contained"])
+def test_the_untouched_plan_file_applies(reviewed: tuple[Backend, Path, Doc], form: str) -> None:
     backend, path, _original = reviewed
     plan_file = backend.tmp / "reviewed.json"
-    result = backend.run("apply", str(path), "--plan", str(plan_file), "--auto-approve")
+    given = [str(path), "--plan", str(plan_file)] if form == "with-config" else [str(plan_file)]
+    result = backend.run("apply", *given, "--auto-approve")
     assert result.exit_code == 0, result.output
     names = sorted(w["name"] for w in backend.wallets() if w["active"])
     assert "Alpha Prime" in names and "Bravo" in names

@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 import click
 
 from voltage_iac import __version__, kinds
-from voltage_iac.config import load_config
+from voltage_iac.config import load_config, state_from_plan
 from voltage_iac.connect import ConnectOptions, open_backend
 from voltage_iac.engine import ApplyEvents, ApplyOptions, ApplyReport, Engine, OperationResult
 from voltage_iac.errors import (
@@ -35,22 +35,24 @@ from voltage_iac.errors import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_OK,
+    ConfigError,
     UsageError,
     VoltageIacError,
 )
 from voltage_iac.model import DesiredState
 from voltage_iac.plan import Change, Plan
-from voltage_iac.policy import judge_document, policy_run, render_verdicts
+from voltage_iac.planfile import plan_file_document, plan_from_document
+from voltage_iac.policy import including, judge_document, policy_run, render_verdicts
 from voltage_iac.render.drift import (
     render_drift_json,
     render_drift_junit,
     render_drift_markdown,
     render_drift_text,
 )
-from voltage_iac.render.jsonfmt import render_json
+from voltage_iac.render.jsonfmt import dump, render_json
 from voltage_iac.render.markdown import render_markdown
 from voltage_iac.render.text import render_text
-from voltage_iac.stale import ReviewedPlan, read_plan_document
+from voltage_iac.stale import ReviewedPlan, is_plan_document, read_plan_document
 from voltage_iac.watchdog import DEFAULT_DEADLINE, Watchdog
 
 _state: dict[str, Any] = {"debug": False}
@@ -219,6 +221,14 @@ _config_path = click.argument(
     "path", type=click.Path(exists=True, dir_okay=True, readable=True, path_type=Path)
 )
 
+#: apply's argument: a configuration, or a reviewed plan file (told apart by content)
+_apply_input = click.argument(
+    "path",
+    required=False,
+    metavar="[PATH | PLAN_FILE]",
+    type=click.Path(exists=True, dir_okay=True, readable=True, path_type=Path),
+)
+
 
 def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def store(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
@@ -294,6 +304,16 @@ _target_option = click.option(
 )
 
 
+_plan_format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Output format (json: the plan JSON; markdown: for a pull-request comment).",
+)
+
+
 def _epilog(example: str, env: str, exits: str) -> str:
     """The end of a command's --help: an example, the environment it reads, its exit codes."""
     return f"\b\nExample:\n  {example}\n\n\b\nEnvironment:\n{env}\n\n\b\nExit codes:\n{exits}"
@@ -342,18 +362,12 @@ def validate(path: Path) -> int:
     )
 )
 @_config_path
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="Output format (markdown: for a pull-request comment).",
-)
+@_plan_format_option
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the JSON plan to this file (owner-only permissions).",
+    help="Also write the reviewed plan file (the JSON plan and the desired state it was "
+    "planned from; owner-only permissions) for `apply FILE` and `show FILE`.",
 )
 @click.option(
     "--detailed-exitcode",
@@ -386,8 +400,9 @@ def plan(
     override_policy: tuple[str, ...] = (),
 ) -> int:
     """Show what apply would change, without changing anything."""
-    desired = load_config(path)
-    policies = policy_run(desired, policy_paths, override_policy)
+    # the run's --policy paths join the configuration's, so a plan file records them all
+    desired = including(load_config(path), policy_paths)
+    policies = policy_run(desired, (), override_policy)
     with _engine(desired, api_url, emulator_db, timeout) as engine:
         the_plan = engine.plan(targets, force=force, policies=policies)
         backend = engine.describe()
@@ -399,7 +414,7 @@ def plan(
         click.echo(render_text(the_plan, color=ctx.obj["color"], backend=backend), nl=False)
         click.echo(f"Plan checksum: {the_plan.checksum()}")
     if out is not None:
-        _write_private(out, render_json(the_plan))
+        _write_private(out, dump(plan_file_document(the_plan, desired, backend)))
         click.echo(f"Plan written to {out} (checksum {the_plan.checksum()}).", err=True)
     if detailed_exitcode and the_plan.has_changes:
         return EXIT_CHANGES
@@ -419,12 +434,12 @@ def _write_private(path: Path, text: str) -> None:
 
 @cli.command(
     epilog=_epilog(
-        "voltage-iac apply wallets.yaml --plan plan.json --auto-approve",
+        "voltage-iac apply plan.json --auto-approve",
         _ENV_API,
         _EXITS_BASE + "\n  5 blocked by a safety rule or a stale reviewed plan (nothing changed)",
     )
 )
-@_config_path
+@_apply_input
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--allow-delete", is_flag=True, help="Allow deleting owned wallets.")
 @click.option("--allow-replace", is_flag=True, help="Allow replacing wallets (delete + create).")
@@ -440,7 +455,8 @@ def _write_private(path: Path, text: str) -> None:
     "--plan",
     "plan_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Apply this reviewed plan file (from plan --out); refused if anything changed.",
+    help="Apply this reviewed plan file (from plan --out); refused if anything changed. "
+    "PATH may then be left out (the file records the desired state).",
 )
 @click.option(
     "--checksum",
@@ -474,7 +490,7 @@ def _write_private(path: Path, text: str) -> None:
 @click.pass_context
 def apply(
     ctx: click.Context,
-    path: Path,
+    path: Path | None,
     auto_approve: bool,
     allow_delete: bool,
     allow_replace: bool,
@@ -494,12 +510,14 @@ def apply(
 ) -> int:
     """Plan, check the safety rules, and apply the changes.
 
-    With --plan FILE, apply exactly the reviewed plan: the live wallets are read again
-    and the apply is refused (exit 5) if anything it was planned against changed.
+    PATH is a configuration, or a reviewed plan file (from plan --out), which is then
+    applied as with --plan. With a plan file, apply exactly the reviewed plan: the live
+    state is read again and the apply is refused (exit 5) if anything it was planned
+    against changed. The file records the desired state, so no configuration is needed;
+    given one too, it must be the one the plan was made from.
     """
     color = ctx.obj["color"]
-    reviewed = _read_plan_file(plan_file) if plan_file is not None else None
-    desired = load_config(path)
+    desired, reviewed = _resolve_apply_input(path, plan_file)
     options = ApplyOptions(
         allow_delete=allow_delete,
         allow_replace=allow_replace,
@@ -544,12 +562,90 @@ def _echo_interrupt(running: int) -> None:
     )
 
 
+_PLAN_FILE_HINT = "a plan file is the JSON that `plan PATH --out FILE` writes"
+
+
 def _read_plan_file(path: Path) -> ReviewedPlan:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"cannot read plan file {path}: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(
+            f"{path} is not a voltage-iac plan file (not JSON: {exc})", hint=_PLAN_FILE_HINT
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read plan file {path}: {exc}", hint=_PLAN_FILE_HINT) from None
+    if not is_plan_document(doc):
+        raise UsageError(f"{path} is not a voltage-iac plan file", hint=_PLAN_FILE_HINT)
     return read_plan_document(doc, str(path))
+
+
+def _json_at(path: Path) -> Any:
+    """The JSON document in the file at `path`, or None when it holds none (YAML)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # the config loader says what is wrong with it
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _resolve_apply_input(
+    path: Path | None, plan_file: Path | None
+) -> tuple[DesiredState, ReviewedPlan | None]:
+    """apply's positional argument and --plan -> (desired state, reviewed plan or None).
+
+    PATH is told apart by content: a JSON object with the plan document's
+    `format_version` and `checksum` is a plan file (`apply FILE` = `apply --plan FILE`),
+    anything else a configuration. With a plan file and no configuration, the desired
+    state is the one the file records; with both, the engine's gate refuses a plan made
+    from another configuration (its digest is part of the plan's checksum)."""
+    if path is not None and path.is_file():
+        doc = _json_at(path)
+        if is_plan_document(doc):
+            if plan_file is not None:
+                raise UsageError(
+                    f"{path} is a plan file, and --plan names one too",
+                    hint="give the plan file once: `apply PLAN_FILE`, or "
+                    "`apply CONFIG --plan PLAN_FILE`",
+                )
+            path, plan_file = None, path
+        elif isinstance(doc, dict) and "format_version" in doc:
+            raise UsageError(
+                f"{path} is a voltage-iac document but neither a configuration nor a plan "
+                "file (a drift report?)",
+                hint="give the configuration (YAML), or a plan file from `plan PATH --out FILE`",
+            )
+    reviewed = _read_plan_file(plan_file) if plan_file is not None else None
+    if path is None:
+        if reviewed is None:
+            raise UsageError(
+                "apply needs a configuration or a reviewed plan file",
+                hint="voltage-iac apply wallets.yaml, or voltage-iac apply plan.json "
+                "(written by plan wallets.yaml --out plan.json)",
+            )
+        return state_from_plan(reviewed), reviewed
+    try:
+        desired = load_config(path)
+    except ConfigError as exc:
+        if path.is_file() and path.suffix.lower() not in (".yaml", ".yml"):
+            exc.hint = (
+                f"{path} is neither a configuration nor a plan file; give the configuration "
+                "(YAML), or a plan file from `plan PATH --out FILE`"
+            )
+        raise
+    # The file's record must be that configuration too (a changed configuration is for
+    # the engine's gate to report, with every difference named).
+    if (
+        reviewed is not None
+        and reviewed.self_contained
+        and desired.digest == reviewed.config_digest
+    ):
+        state_from_plan(reviewed)
+    return desired, reviewed
 
 
 def _confirm(_plan: Plan) -> None:
@@ -693,22 +789,77 @@ def drift(
     return EXIT_OK if report.in_sync else EXIT_CHANGES
 
 
+@cli.command(
+    epilog=_epilog(
+        "voltage-iac show plan.json --format markdown",
+        _ENV_NONE,
+        "  0 shown   3 not a plan file of this version\n  5 the file was changed after it was made",
+    )
+)
+@click.argument(
+    "plan_file",
+    metavar="PLAN_FILE",
+    type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
+)
+@_plan_format_option
+@click.pass_context
+def show(ctx: click.Context, plan_file: Path, fmt: str) -> int:
+    """Show a reviewed plan file (from plan --out) as plan showed it; no API is contacted.
+
+    The file is checked first, as apply checks it: a file changed after it was made is
+    refused (exit 5).
+    """
+    reviewed = _read_plan_file(plan_file)
+    saved = plan_from_document(reviewed)
+    if fmt == "json":
+        click.echo(render_json(saved), nl=False)
+    elif fmt == "markdown":
+        click.echo(render_markdown(saved), nl=False)
+    else:
+        backend = str(reviewed.document.get("backend") or "")
+        click.echo(render_text(saved, color=ctx.obj["color"], backend=backend), nl=False)
+        click.echo(f"Plan checksum: {saved.checksum()}")
+    return EXIT_OK
+
+
+def _schema_files() -> dict[str, str]:
+    """The published JSON Schemas by name, each file named after its format version."""
+    from voltage_iac.drift import DRIFT_FORMAT_VERSION
+    from voltage_iac.plan import PLAN_FORMAT_VERSION
+
+    return {
+        "config": "config.v1.json",
+        "plan": f"plan.v{PLAN_FORMAT_VERSION}.json",
+        "plan-file": f"plan-file.v{PLAN_FORMAT_VERSION}.json",
+        "drift": f"drift.v{DRIFT_FORMAT_VERSION}.json",
+    }
+
+
 @cli.command()
+@click.argument(
+    "document",
+    required=False,
+    default="config",
+    type=click.Choice(["config", "plan", "plan-file", "drift"]),
+)
 @click.option("--path", "show_path", is_flag=True, help="Print the schema file's path instead.")
-def schema(show_path: bool) -> int:
-    """Print the configuration's JSON Schema (for editors and YAML language servers).
+def schema(document: str, show_path: bool) -> int:
+    """Print a JSON Schema (draft 2020-12): of the configuration (the default, for
+    editors and YAML language servers), the JSON plan (plan --format json), the plan
+    file (plan --out) or the drift report (drift --format json).
 
     \b
     Example:
       voltage-iac schema > config.schema.json
-      voltage-iac schema --path
+      voltage-iac schema plan-file --path
     """
-    from voltage_iac.config.schema import SCHEMA_PATH
+    from importlib import resources
 
+    path = resources.files("voltage_iac") / "schemas" / _schema_files()[document]
     if show_path:
-        click.echo(str(SCHEMA_PATH))
+        click.echo(str(path))
     else:
-        click.echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)
+        click.echo(path.read_text(encoding="utf-8"), nl=False)
     return EXIT_OK
 
 

@@ -8,6 +8,10 @@ review gate refuses (exit 5, nothing written):
   record or overrides disagree with its changes;
 - a file made for another stack, organization or configuration than the run's;
 - a file whose plan differs from the fresh plan (naming every resource and field).
+
+A plan file (`plan --out`) also records the desired state it was planned from and the
+backend (`FILE_FIELDS`, see `voltage_iac.planfile`), covered by its `file_checksum`; the
+plan's own `checksum` is unchanged by them, so it stays the one `plan` prints.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ CHECKSUMMED_FIELDS = (
     "changes",
 )
 
+#: What a plan file (`plan --out`) adds to the plan document, and `file_checksum` covers:
+#: the desired state it was planned from and the backend it was planned against.
+FILE_FIELDS = ("desired", "backend")
+
 
 @dataclass(frozen=True)
 class ReviewedPlan:
@@ -52,6 +60,15 @@ class ReviewedPlan:
     @property
     def force(self) -> bool:
         return self.document.get("force") is True
+
+    @property
+    def config_digest(self) -> str:
+        return str(self.document["config_digest"])
+
+    @property
+    def self_contained(self) -> bool:
+        """Whether the file records the desired state (so `apply FILE` needs no config)."""
+        return isinstance(self.document.get("desired"), dict)
 
     @property
     def overrides(self) -> tuple[str, ...]:
@@ -94,6 +111,19 @@ def checksum_of(document: dict[str, Any]) -> str:
     body = {name: document.get(name) for name in CHECKSUMMED_FIELDS}
     body.update({name: document[name] for name in CHECKSUMMED_OPTIONAL if name in document})
     return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def file_checksum_of(document: dict[str, Any]) -> str:
+    """sha256 over the plan's checksum and what a plan file adds to the plan document
+    (so an edit of the recorded desired state is refused like any other edit)."""
+    body = {name: document.get(name) for name in ("checksum", *FILE_FIELDS)}
+    return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def is_plan_document(doc: Any) -> bool:
+    """Whether parsed JSON looks like a plan document (of any version): an object with
+    the plan's `format_version` and `checksum`."""
+    return isinstance(doc, dict) and "format_version" in doc and "checksum" in doc
 
 
 def read_plan_document(doc: Any, source: str) -> ReviewedPlan:
@@ -152,6 +182,15 @@ def _integrity_problems(doc: dict[str, Any]) -> list[str]:
         out.append("its force record is missing or not true/false")
     elif not doc["force"] and doc.get("overrides"):
         out.append("it lists overridden guards but was not made with --force")
+    if any(name in doc for name in (*FILE_FIELDS, "file_checksum")):
+        recorded = doc.get("file_checksum")
+        if not isinstance(doc.get("desired"), dict) or not isinstance(doc.get("backend"), str):
+            out.append("its recorded desired state or backend is missing or malformed")
+        elif recorded != file_checksum_of(doc):
+            out.append(
+                "its recorded desired state does not match its file_checksum "
+                f"(recorded {str(recorded)[:19]}..., content {file_checksum_of(doc)[:19]}...)"
+            )
     return out
 
 
@@ -159,7 +198,14 @@ def stale_differences(saved: dict[str, Any], fresh: Plan) -> list[str]:
     """Why `fresh` differs from the reviewed plan `saved` (empty when they match)."""
     out: list[str] = []
     if saved["config_digest"] != fresh.config_digest:
-        out.append("the configuration changed since the plan was made")
+        out.append(
+            "the configuration changed since the plan was made: its digest is "
+            f"{fresh.config_digest}, the plan was made from {saved['config_digest']}"
+        )
+        out.append(
+            "to apply the reviewed plan, give the configuration it was made from, or none "
+            "(voltage-iac apply PLAN_FILE: the file records it)"
+        )
     # A key can have two changes (a leftover of an interrupted replacement to delete, and
     # its current object's change): pair them by kind, key and that distinction.
     fresh_by_key = {(c.kind, c.key, c.superseded): c for c in fresh.changes}

@@ -1,11 +1,14 @@
 #!/bin/sh
 # voltage-iac in any CI system: review a saved plan, apply exactly that plan, check drift.
 #
-#   voltage-iac-ci.sh plan  CONFIG   # on a change request: write the plan for review
-#   voltage-iac-ci.sh apply CONFIG   # after approval: apply the reviewed plan file
-#   voltage-iac-ci.sh drift CONFIG   # on a schedule: report drift, change nothing
+#   voltage-iac-ci.sh plan  CONFIG    # on a change request: write the plan for review
+#   voltage-iac-ci.sh apply [CONFIG]  # after approval: apply the reviewed plan file
+#   voltage-iac-ci.sh drift CONFIG    # on a schedule: report drift, change nothing
 #
-# CONFIG is a configuration file or a directory of them. POSIX sh; needs voltage-iac.
+# CONFIG is a configuration file or a directory of them. The plan file records the
+# desired state it was planned from, so apply needs no CONFIG; given one, it must also
+# be the configuration the plan was made from (e.g. the merged commit is the reviewed
+# one). POSIX sh; needs voltage-iac.
 #
 # Environment:
 #   VOLTAGE_API_KEY          the API key (a secret of the CI system; never printed)
@@ -15,14 +18,15 @@
 #   VOLTAGE_IAC_APPLY_FLAGS  extra apply flags a reviewer approved, e.g. --allow-delete
 #
 # Files written to $VOLTAGE_IAC_OUT:
-#   plan:  plan.json (the plan to keep for apply; owner-only, no secrets),
-#          plan.md (the pull-request comment), plan.txt (the plan as text)
+#   plan:  plan.json (the plan file to keep for apply; owner-only, no secrets),
+#          plan.md (the pull-request comment), plan.txt (the plan file shown as text)
 #   drift: drift.md (Markdown report), drift.xml (JUnit: one test case per wallet)
 #
 # Exit codes:
 #   plan:  0 plan written (with or without changes; the last line says which)
-#   apply: 0 applied; 5 refused: the live wallets or the configuration changed since
-#          the plan was made (plan again and review again), or a safety rule needs a flag
+#   apply: 0 applied; 5 refused: the live wallets (or, given CONFIG, the configuration)
+#          changed since the plan was made, or the plan file was edited (plan again and
+#          review again), or a safety rule needs a flag
 #   drift: 0 in sync; 2 drift found (the reports say where)
 #   any:   1 error (API, network), 3 invalid configuration or usage,
 #          4 authentication refused, 130 interrupted
@@ -30,13 +34,18 @@
 set -u
 
 usage() {
-    echo "usage: voltage-iac-ci.sh plan|apply|drift CONFIG" >&2
+    echo "usage: voltage-iac-ci.sh plan|drift CONFIG, or voltage-iac-ci.sh apply [CONFIG]" >&2
     exit 3
 }
 
-[ "$#" -eq 2 ] || usage
+if [ "$#" -eq 1 ] && [ "$1" = apply ]; then
+    config=
+elif [ "$#" -eq 2 ]; then
+    config=$2
+else
+    usage
+fi
 step=$1
-config=$2
 out=${VOLTAGE_IAC_OUT:-voltage-iac-out}
 iac=${VOLTAGE_IAC:-voltage-iac}
 
@@ -55,15 +64,10 @@ plan)
         exit "$code"
         ;;
     esac
-    # The text plan, for the CI log: it must have the saved plan's checksum.
-    $iac plan "$config" >"$out/plan.txt" || exit $?
+    # The text plan for the CI log, from the saved file itself (no second read of the
+    # API, so it is exactly the plan that will be applied; it ends with its checksum).
+    $iac show "$out/plan.json" >"$out/plan.txt" || exit $?
     cat "$out/plan.txt"
-    saved=$(sed -n 's/^  "checksum": "\(sha256:[0-9a-f]*\)",$/\1/p' "$out/plan.json")
-    shown=$(sed -n 's/^Plan checksum: //p' "$out/plan.txt")
-    if [ -z "$saved" ] || [ "$saved" != "$shown" ]; then
-        echo "voltage-iac-ci: the live wallets changed while planning; run the plan again" >&2
-        exit 1
-    fi
     if [ "$code" -eq 2 ]; then
         echo "voltage-iac-ci: plan has changes; review $out/plan.md, keep $out/plan.json"
     else
@@ -77,8 +81,13 @@ apply)
         exit 3
     fi
     # Word splitting of the approved flags is intended.
-    # shellcheck disable=SC2086
-    $iac apply "$config" --plan "$out/plan.json" --auto-approve ${VOLTAGE_IAC_APPLY_FLAGS:-}
+    if [ -n "$config" ]; then
+        # shellcheck disable=SC2086
+        $iac apply "$config" --plan "$out/plan.json" --auto-approve ${VOLTAGE_IAC_APPLY_FLAGS:-}
+    else
+        # shellcheck disable=SC2086
+        $iac apply "$out/plan.json" --auto-approve ${VOLTAGE_IAC_APPLY_FLAGS:-}
+    fi
     code=$?
     if [ "$code" -eq 5 ]; then
         echo "voltage-iac-ci: apply refused: make a new plan and have it reviewed" >&2

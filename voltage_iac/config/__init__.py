@@ -45,6 +45,7 @@ from voltage_iac.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:
     from voltage_iac.model import DesiredState
+    from voltage_iac.stale import ReviewedPlan
 
 __all__ = [
     "MAX_ALIAS_NODES",
@@ -58,6 +59,7 @@ __all__ = [
     "load_schema",
     "state_digest",
     "state_from_document",
+    "state_from_plan",
     "validate_document",
 ]
 
@@ -170,3 +172,25 @@ def validate_document(
     except ConfigError as exc:
         return exc.issues
     return []
+
+
+def state_from_plan(reviewed: ReviewedPlan) -> DesiredState:
+    """The desired state a checked, self-contained plan file records, with its digest
+    computed afresh: a record that does not hash to the plan's `config_digest` (an
+    edit, or a file made by another version) is refused, exit 5."""
+    from voltage_iac.errors import StalePlanError
+    from voltage_iac.planfile import desired_from_plan
+
+    state = desired_from_plan(reviewed)
+    digest = state_digest(state)
+    if digest != reviewed.config_digest:
+        raise StalePlanError(
+            f"the reviewed plan {reviewed.source} was changed after it was made; "
+            "nothing was changed",
+            [
+                f"its recorded desired state has digest {digest}, but the plan was made "
+                f"from {reviewed.config_digest}",
+                "make a new plan (plan --out FILE) and have it reviewed again",
+            ],
+        )
+    return dataclasses.replace(state, digest=digest)

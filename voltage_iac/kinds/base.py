@@ -9,6 +9,7 @@ engine, the renderers and drift call a kind only through this interface.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,6 +118,19 @@ class ResourceKind:
         notes on what was skipped. A kind that cannot adopt objects returns nothing."""
         return {}, []
 
+    # -- reviewed plan files -----------------------------------------------------------
+    def record(self, want: Any) -> dict[str, Any]:
+        """`want` as plain JSON values, for the desired state a plan file records (so
+        that `apply FILE` needs no configuration). Never holds a secret. Every field a
+        plan, an apply or the configuration digest reads must be in it: `from_record`
+        of the result must equal `want`."""
+        raise NotImplementedError(f"the {self.name} kind cannot be recorded in a plan file")
+
+    def from_record(self, key: str, data: Any) -> Any:
+        """The desired object `record` wrote (raise ValueError, KeyError or TypeError
+        when `data` is not such a record)."""
+        raise NotImplementedError(f"the {self.name} kind cannot be read from a plan file")
+
     # -- apply -------------------------------------------------------------------------
     def result_detail(self, want: Any | None, verb: str) -> str:
         """A short, secret-free note shown with a done result of `verb` on `want` (e.g.
@@ -155,3 +169,13 @@ class ResourceKind:
         if change.action is Action.DELETE:
             return [self.operation(change, plan, "delete", change.id)]
         return []
+
+
+def portable_path(path: str) -> str:
+    """A path as a plan file records it: relative to the working directory (plan and
+    apply run from the same place, e.g. a repository's root in CI), or absolute when it
+    is on another drive."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return os.path.abspath(path)

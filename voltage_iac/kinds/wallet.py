@@ -316,6 +316,40 @@ class WalletKind(ResourceKind):
     def problems(self, ctx: DiffContext, changes: Sequence[Change]) -> list[Problem]:
         return _capacity_problems(ctx, changes)
 
+    def record(self, want: Any) -> dict[str, Any]:
+        return {
+            "name": want.name,
+            "environment": want.environment,
+            "environment_id": want.environment_id,
+            "network": want.network,
+            "line_of_credit": want.line_of_credit,
+            "line_of_credit_id": want.line_of_credit_id,
+            "limit": want.limit,
+            "metadata": dict(want.metadata),
+            "policies": want.policies.to_dict() if want.policies is not None else None,
+            "protect": want.protect,
+            "pinned_id": want.pinned_id,
+            "ignore": list(want.ignore),
+        }
+
+    def from_record(self, key: str, data: Any) -> DesiredWallet:
+        policies = data["policies"]
+        return DesiredWallet(
+            key=key,
+            name=data["name"],
+            environment=data["environment"],
+            environment_id=data["environment_id"],
+            network=data["network"],
+            line_of_credit=data["line_of_credit"],
+            line_of_credit_id=data["line_of_credit_id"],
+            limit=data["limit"],
+            metadata=frozen_map(dict(data["metadata"])),
+            policies=None if policies is None else _policies_from_record(policies),
+            protect=data["protect"],
+            pinned_id=data["pinned_id"],
+            ignore=tuple(data["ignore"]),
+        )
+
     def import_sections(
         self, desired: Any, live: Any, environment: str
     ) -> tuple[dict[str, Any], list[str]]:
@@ -347,6 +381,20 @@ class WalletKind(ResourceKind):
                     )
                 )
         return out
+
+
+def _policies_from_record(data: Mapping[str, Any]) -> Policies:
+    fee = data["processing_fee"]
+    return Policies(
+        max_payment_size_sats=data["max_payment_size_sats"],
+        transactions_per_minute=data["transactions_per_minute"],
+        send_volume_limit_sats=data["send_volume_limit_sats"],
+        template_id=data["template_id"],
+        ofac_compliant=data["ofac_compliant"],
+        processing_fee=None
+        if fee is None
+        else ProcessingFee(fee["send_basis_points"], fee["receive_basis_points"]),
+    )
 
 
 def _capacity_problems(ctx: DiffContext, changes: Sequence[Change]) -> list[Problem]:

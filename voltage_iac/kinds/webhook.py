@@ -24,6 +24,7 @@ the webhook's `secret` sink (`voltage_iac.secret_sink`); nothing else ever sees 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import unicodedata
 import uuid
@@ -31,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from voltage_iac.kinds.base import DiffContext, Operation, ResourceKind
+from voltage_iac.kinds.base import DiffContext, Operation, ResourceKind, portable_path
 from voltage_iac.kinds.naming import import_key, normal_name
 from voltage_iac.model import DesiredState, LiveState, Ownership, SourceRef
 from voltage_iac.plan import Action, Change, FieldChange, Plan
@@ -269,6 +270,52 @@ class WebhookKind(ResourceKind):
                 f"secrets/{key}.env (or change its `secret` sink first)"
             )
         return ({self.section: hooks} if hooks else {}), notes
+
+    def record(self, want: Any) -> dict[str, Any]:
+        sink = want.secret
+        secret: dict[str, Any] = {"base_dir": portable_path(sink.base_dir)}
+        if sink.file is not None:
+            secret["file"] = sink.file
+        else:
+            secret["command"] = list(sink.command)
+            secret["timeout_seconds"] = sink.timeout
+        return {
+            "name": want.name,
+            "environment": want.environment,
+            "environment_id": want.environment_id,
+            "url": want.url,
+            "events": list(want.events),
+            "status": want.status,
+            "secret": secret,
+            "protect": want.protect,
+            "pinned_id": want.pinned_id,
+            "ignore": list(want.ignore),
+        }
+
+    def from_record(self, key: str, data: Any) -> DesiredWebhook:
+        secret = data["secret"]
+        base_dir = os.path.abspath(secret["base_dir"])
+        if "file" in secret:
+            sink = SecretSink(file=secret["file"], base_dir=base_dir)
+        else:
+            sink = SecretSink(
+                command=tuple(secret["command"]),
+                base_dir=base_dir,
+                timeout=float(secret["timeout_seconds"]),
+            )
+        return DesiredWebhook(
+            key=key,
+            name=data["name"],
+            environment=data["environment"],
+            environment_id=data["environment_id"],
+            url=data["url"],
+            events=tuple(data["events"]),
+            status=data["status"],
+            secret=sink,
+            protect=data["protect"],
+            pinned_id=data["pinned_id"],
+            ignore=tuple(data["ignore"]),
+        )
 
     def result_detail(self, want: Any | None, verb: str) -> str:
         if want is None or verb not in ("create", "replace", "rotate_secret"):

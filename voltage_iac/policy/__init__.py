@@ -19,6 +19,7 @@ Kind-neutral: a verdict names a resource by the `kind`/`key` its rule gives.
 from voltage_iac.policy.core import (
     PolicyRun,
     evaluate,
+    including,
     judge,
     judge_document,
     load_policies,
@@ -29,6 +30,7 @@ from voltage_iac.policy.core import (
 __all__ = [
     "PolicyRun",
     "evaluate",
+    "including",
     "judge",
     "judge_document",
     "load_policies",

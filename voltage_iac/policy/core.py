@@ -108,7 +108,7 @@ def policy_run(
     """The policies of a run: `policies:` of the configuration, then `--policy` paths
     (relative to the working directory). None when there are none."""
     settings = desired.policies
-    paths = [*settings.paths, *(os.fspath(p) for p in extra_paths)]
+    paths = _unique([*settings.paths, *(os.fspath(p) for p in extra_paths)])
     if not paths:
         if overrides:
             raise UsageError(
@@ -123,6 +123,28 @@ def policy_run(
         timeout=settings.timeout,
         overrides=overrides,
     )
+
+
+def including(desired: DesiredState, extra_paths: Sequence[str | os.PathLike[str]]) -> DesiredState:
+    """`desired` with the `--policy` paths of a run added to its policies, so that a
+    plan file records every policy the plan was judged by (an apply from the file
+    evaluates them again)."""
+    if not extra_paths:
+        return desired
+    settings = desired.policies
+    paths = _unique([*settings.paths, *(os.path.abspath(os.fspath(p)) for p in extra_paths)])
+    return dataclasses.replace(desired, policies=dataclasses.replace(settings, paths=tuple(paths)))
+
+
+def _unique(paths: Sequence[str]) -> list[str]:
+    """The paths without repeats (the same file named twice is read once)."""
+    seen: set[str] = set()
+    out = []
+    for path in paths:
+        if os.path.abspath(path) not in seen:
+            seen.add(os.path.abspath(path))
+            out.append(path)
+    return out
 
 
 def load_policies(
