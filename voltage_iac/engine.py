@@ -88,6 +88,9 @@ class ApplyOptions:
     time_limit: float | None = None
     #: seconds to wait for another apply of the same stack on this machine to finish
     lock_wait: float = DEFAULT_WAIT
+    #: set by another thread to stop new changes from starting, as Ctrl-C does (an apply
+    #: of several stacks at once, where only the main thread sees Ctrl-C)
+    stop: threading.Event | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -102,6 +105,21 @@ class ApplyEvents:
     on_notice: Callable[[str], None] | None = None  # e.g. waiting for another apply
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One finished step of the workflow, for the caller's timings (`-v`).
+
+    `name` is "read" (count: live objects read), "diff" (count: changes planned) or
+    "apply" (count: changes carried out); `requests` is the backend's request count
+    for the step when the backend keeps one."""
+
+    name: str
+    seconds: float
+    count: int
+    requests: int | None = None
+    per_kind: tuple[tuple[str, int], ...] = ()  # read: objects of each kind
+
+
 @dataclass
 class ApplyOutcome:
     plan: Plan
@@ -111,9 +129,34 @@ class ApplyOutcome:
 class Engine:
     """The workflow over one configuration and one open backend."""
 
-    def __init__(self, desired: DesiredState, backend: Backend) -> None:
+    def __init__(
+        self,
+        desired: DesiredState,
+        backend: Backend,
+        *,
+        on_phase: Callable[[Phase], None] | None = None,
+    ) -> None:
         self.desired = desired
         self.backend = backend
+        self.on_phase = on_phase
+
+    def _requests(self) -> int | None:
+        count = getattr(self.backend, "request_count", None)
+        return count if isinstance(count, int) else None
+
+    def _phase(
+        self,
+        name: str,
+        started: float,
+        count: int,
+        requests_before: int | None,
+        per_kind: tuple[tuple[str, int], ...] = (),
+    ) -> None:
+        if self.on_phase is None:
+            return
+        after = self._requests()
+        spent = None if after is None or requests_before is None else after - requests_before
+        self.on_phase(Phase(name, time.monotonic() - started, count, spent, per_kind))
 
     def describe(self) -> str:
         return self.backend.describe()
@@ -121,15 +164,22 @@ class Engine:
     # -- reading ---------------------------------------------------------------------------
     def read(self) -> LiveState:
         """The live state, all or nothing."""
-        return self.backend.read(self.desired)
+        started, before = time.monotonic(), self._requests()
+        live = self.backend.read(self.desired)
+        if self.on_phase is not None:
+            per_kind = tuple((kind, len(objs)) for kind, objs in sorted(live.resources.items()))
+            self._phase("read", started, sum(n for _, n in per_kind), before, per_kind)
+        return live
 
     def plan(self, targets: Sequence[str] = (), *, force: bool = False) -> Plan:
         """Read and diff; `force` is recorded in the plan (the guards it overrides)."""
         return self._plan(self.read(), targets, force=force)
 
     def _plan(self, live: LiveState, targets: Sequence[str], *, force: bool = False) -> Plan:
+        started = time.monotonic()
         the_plan = diff(self.desired, live, targets=list(targets) or None)
         self._check_targets(targets, the_plan)
+        self._phase("diff", started, len(the_plan.actionable), None)
         return dataclasses.replace(the_plan, force=force) if force else the_plan
 
     def drift(self, *, unmanaged: str = "report") -> DriftReport:
@@ -194,7 +244,9 @@ class Engine:
         if events.confirm is not None:
             events.confirm(the_plan)
         stop_at = None if options.time_limit is None else time.monotonic() + options.time_limit
-        report = self._execute(the_plan, options.parallelism, events, stop_at)
+        started, before = time.monotonic(), self._requests()
+        report = self._execute(the_plan, options.parallelism, events, stop_at, options.stop)
+        self._phase("apply", started, len(report.results), before)
         return ApplyOutcome(the_plan, report)
 
     def _review_gate(self, fresh: Plan, options: ApplyOptions) -> None:
@@ -215,7 +267,12 @@ class Engine:
             )
 
     def _execute(
-        self, the_plan: Plan, parallelism: int, events: ApplyEvents, stop_at: float | None
+        self,
+        the_plan: Plan,
+        parallelism: int,
+        events: ApplyEvents,
+        stop_at: float | None,
+        halt: threading.Event | None = None,
     ) -> ApplyReport:
         stop = threading.Event()
         lock = threading.Lock()
@@ -268,6 +325,8 @@ class Engine:
                 while True:
                     if stop_at is not None and time.monotonic() >= stop_at:
                         stop.set()
+                    if halt is not None and halt.is_set():
+                        stop.set()
                     with state:
                         index = None if stop.is_set() else next(cursor, None)
                         if index is None:
@@ -310,6 +369,8 @@ class Engine:
                         break
                 except KeyboardInterrupt:
                     continue
+        if halt is not None and halt.is_set() and len(results) < len(changes):
+            report.interrupted = True
 
         for index, change in enumerate(changes):
             result = results.get(index)
