@@ -199,7 +199,13 @@ def _use_color(no_color: bool) -> bool:
 @click.group(cls=VoltageGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="voltage-iac")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.option("-v", "--verbose", count=True, help="Log progress to stderr (-vv for requests).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="-v: progress and timings of each phase (and each change of an apply) on stderr; "
+    "-vv: also every HTTP request (method, path, status, ms; never a header or a secret).",
+)
 @click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR works too).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, verbose: int, no_color: bool) -> None:
@@ -371,6 +377,11 @@ _ENV_API = (
     "  NO_COLOR          never colour the output"
 )
 _ENV_NONE = "  NO_COLOR          never colour the output (no API is contacted)"
+_ENV_PROGRESS = "\n  CI                'true': progress as count lines, never a live display"
+_EXITS_STACKS = (
+    "\n  several PATHs: the most severe of the stacks' codes, in the order"
+    "\n  130 > 3 > 4 > 5 > 1 > 2 > 0"
+)
 _EXITS_BASE = (
     "  0 success   1 error (API, network)   3 invalid configuration or usage\n"
     "  4 authentication or permission refused   130 interrupted"
@@ -397,9 +408,10 @@ def validate(path: Path) -> int:
 
 @cli.command(
     epilog=_epilog(
-        "voltage-iac plan wallets.yaml --out plan.json --detailed-exitcode",
+        "voltage-iac plan wallets.yaml --out plan.json --detailed-exitcode\n"
+        "  voltage-iac plan stacks/payments stacks/treasury --format markdown",
         _ENV_API,
-        _EXITS_BASE + "\n  2 changes present (with --detailed-exitcode)",
+        _EXITS_BASE + "\n  2 changes present (with --detailed-exitcode)" + _EXITS_STACKS,
     )
 )
 @_config_paths
@@ -485,9 +497,13 @@ def _write_private(path: Path, text: str) -> None:
 
 @cli.command(
     epilog=_epilog(
-        "voltage-iac apply wallets.yaml --plan plan.json --auto-approve",
-        _ENV_API,
-        _EXITS_BASE + "\n  5 blocked by a safety rule or a stale reviewed plan (nothing changed)",
+        "voltage-iac apply wallets.yaml --plan plan.json --auto-approve\n"
+        "  voltage-iac apply stacks/payments stacks/treasury --auto-approve --format json\n"
+        "  (-v: each change's start and finish, and timings; -vv: also each request)",
+        _ENV_API + _ENV_PROGRESS,
+        _EXITS_BASE
+        + "\n  5 blocked by a safety rule or a stale reviewed plan (nothing changed)"
+        + _EXITS_STACKS,
     )
 )
 @_config_paths
@@ -568,6 +584,10 @@ def apply(
 
     With --plan FILE, apply exactly the reviewed plan: the live wallets are read again
     and the apply is refused (exit 5) if anything it was planned against changed.
+
+    Several paths apply several stacks at once, each under its own lock, with
+    --auto-approve only (review their plans first); --plan, --checksum, --target and
+    --verify name one stack and need one path.
     """
     color = ctx.obj["color"]
     reviewed = _read_plan_file(plan_file) if plan_file is not None else None
@@ -1017,9 +1037,10 @@ def _drift_stacks(
 
 @cli.command(
     epilog=_epilog(
-        "voltage-iac drift wallets.yaml --format junit --output drift.xml",
+        "voltage-iac drift wallets.yaml --format junit --output drift.xml\n"
+        "  voltage-iac drift stacks/payments stacks/treasury --format markdown",
         _ENV_API,
-        _EXITS_BASE + "\n  2 drift found",
+        _EXITS_BASE + "\n  2 drift found" + _EXITS_STACKS,
     )
 )
 @_config_paths

@@ -157,6 +157,7 @@ class Tracker:
         self._last_line = 0.0
         self._last_count = 0
         self._task: Any = None
+        self._ended = False  # the last count line was written
         self._lock = threading.Lock()
 
     @property
@@ -182,9 +183,11 @@ class Tracker:
                 self.board.interval
             )
             line = None
-            if self.board.mode == LINES and due and self.finished < self.total:
+            last = self.finished >= self.total
+            if self.board.mode == LINES and (due or last) and not self._ended:
                 line = self._line(now)
                 self._last_line, self._last_count = now, self.finished
+                self._ended = last
             finished, failed = self.finished, self.failed
         if line is not None:
             self.board.echo(line)
@@ -192,11 +195,14 @@ class Tracker:
             self.board._live_update(self._task, finished, failed)
 
     def end(self) -> None:
-        """The last count line (LINES mode; the live bar keeps its last state)."""
-        if self.board.mode == LINES and self.total:
-            with self._lock:
-                line = self._line(self.board.clock())
-            self.board.echo(line)
+        """The last count line, unless the last result wrote it (LINES mode; the live
+        bar keeps its last state). An interrupted apply ends short of its total."""
+        with self._lock:
+            if self.board.mode != LINES or not self.total or self._ended:
+                return
+            self._ended = True
+            line = self._line(self.board.clock())
+        self.board.echo(line)
 
     def _line(self, now: float) -> str:
         return count_line(self.label, self.total, self.done, self.failed, now - self._started)
