@@ -8,7 +8,11 @@ code is the most severe of the stacks'.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,7 @@ import pytest
 import yaml
 
 from tests.conftest import Backend, config_doc, wallet
+from tests.served import TEST_KEY, served_emulator
 from voltage_iac.errors import (
     EXIT_AUTH,
     EXIT_CHANGES,
@@ -273,3 +278,39 @@ def test_drift_of_two_stacks_reports_each_and_exits_2(backend: Backend) -> None:
     doc = json.loads(as_json.stdout)
     assert [s["drift"]["in_sync"] for s in doc["stacks"]] == [True, False]
     assert doc["exit_code"] == EXIT_CHANGES
+
+
+def test_a_deadline_stops_every_stack_and_a_rerun_finishes_them(tmp_path: Path) -> None:
+    """In a child process (the deadline signals the main thread, as Ctrl-C does): the
+    stacks' running changes finish, the rest are reported not started, exit 1; a re-run
+    completes both stacks with every wallet created once."""
+    folders = []
+    for stack in ("payments", "treasury"):
+        folder = tmp_path / stack
+        folder.mkdir()
+        doc = config_doc(
+            {f"{stack[0]}{n:02d}": wallet(f"{stack} {n}") for n in range(12)}, stack=stack
+        )
+        (folder / "wallets.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+        folders.append(str(folder))
+    env = {**os.environ, "NO_COLOR": "1", "VOLTAGE_API_URL": "", "VOLTAGE_API_KEY": TEST_KEY}
+    with served_emulator(tmp_path, latency_ms=150) as emu:
+        argv = [sys.executable, "-m", "voltage_iac", "apply", *folders, "--auto-approve"]
+        argv += ["--api-url", emu.base_url, "--parallelism", "1"]
+        done = subprocess.run(
+            [*argv, "--deadline", "3"], capture_output=True, text=True, env=env, timeout=90
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == EXIT_ERROR, output
+        assert "--deadline of 3s passed" in output and "Traceback" not in output
+        for stack in ("payments", "treasury"):  # each stack's results, none hidden
+            assert f"\n  {stack}  Apply interrupted: " in done.stdout, output
+        assert "not started" in output
+        again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=90)
+        assert again.returncode == 0, again.stdout + again.stderr
+        keys = Counter(
+            (w["metadata"]["voltage-iac.stack"], w["metadata"]["voltage-iac.key"])
+            for w in emu.state()["wallets"]
+            if w["active"] and (w.get("metadata") or {}).get("voltage-iac.stack")
+        )
+    assert sorted(keys.values()) == [1] * 24 and len(keys) == 24

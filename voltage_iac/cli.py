@@ -951,6 +951,9 @@ def _apply_stacks(
 
     with board:
         _run_several(runs, job, wait_on_interrupt=True)
+    if _deadline_passed() is not None:  # stopped by --deadline, not by Ctrl-C: exit 1
+        for run in runs:
+            run.code = EXIT_ERROR if run.code == EXIT_INTERRUPTED else run.code
     code = most_severe(run.code for run in runs)
     if as_json:
         document = lambda r: apply_result_dict(r.value.plan, r.value.report, r.code)  # noqa: E731
