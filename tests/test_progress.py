@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from typing import Any
 
 import httpx
@@ -219,3 +220,23 @@ def test_count_lines_come_every_tenth_or_every_few_seconds() -> None:
     now[0] += 6.0  # a slow change: the next result is reported whatever the count
     tracker.advance(True)
     assert stream.getvalue().splitlines()[-1].startswith("apply: 26/100")
+    board.close()
+
+
+def test_a_count_line_comes_while_no_change_finishes() -> None:
+    stream = io.StringIO()
+    with Board(stream, LINES, interval=0.05) as board:
+        tracker = board.tracker("apply")
+        tracker.begin(4)
+        tracker.advance(True)
+        deadline = time.monotonic() + 10
+        while stream.getvalue().count("apply: 1/4") < 2:  # the heartbeat repeats it
+            assert time.monotonic() < deadline, stream.getvalue()
+            time.sleep(0.01)
+        for _ in range(3):
+            tracker.advance(True)
+        tracker.end()
+        lines = stream.getvalue().splitlines()
+        assert lines[-1].startswith("apply: 4/4, 4 done, 0 failed")
+        time.sleep(0.2)  # finished: no more lines for it
+        assert stream.getvalue().splitlines() == lines

@@ -7,8 +7,9 @@ engine stays free of output.
 - On a terminal (a TTY, and not `CI=true`): a live display drawn by `rich` - one bar per
   stack with done/total, failures, rate and time left - redrawn in place; lines written
   meanwhile (`Board.echo`) appear above it.
-- Elsewhere (a CI log, a pipe, a file): a compact count line every tenth of the changes
-  or every few seconds, whichever comes first, and one at the end:
+- Elsewhere (a CI log, a pipe, a file): a compact count line every tenth of the changes,
+  and every few seconds while a stack is still running (also when no change finished:
+  a slow change still shows the apply is alive), and one at the end:
   `apply: 120/200, 118 done, 2 failed, 14.2/s, ETA 6s`.
 """
 
@@ -101,6 +102,11 @@ class Board:
         self._lock = threading.RLock()
         self._progress: Any = None  # rich.progress.Progress while live
         self._console: Any = None
+        # LINES: trackers still running, and the thread that writes their count line when
+        # no result came for `interval` seconds (a slow change still shows life).
+        self._running: list[Tracker] = []
+        self._ticker: threading.Thread | None = None
+        self._closed = threading.Event()
 
     # -- output ------------------------------------------------------------------------------
     def echo(self, text: str) -> None:
@@ -118,7 +124,9 @@ class Board:
         return Tracker(self, label)
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
+            self._running.clear()
             if self._progress is not None:
                 self._progress.stop()
                 self._progress = None
@@ -128,6 +136,26 @@ class Board:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    # -- count lines when nothing finishes -----------------------------------------------------
+    def _watch(self, tracker: Tracker) -> None:
+        with self._lock:
+            self._running.append(tracker)
+            if self._ticker is None and not self._closed.is_set():
+                self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+                self._ticker.start()
+
+    def _unwatch(self, tracker: Tracker) -> None:
+        with self._lock:
+            if tracker in self._running:
+                self._running.remove(tracker)
+
+    def _tick(self) -> None:
+        while not self._closed.wait(self.interval / 2):
+            with self._lock:
+                running = list(self._running)
+            for tracker in running:
+                tracker._heartbeat()
 
     # -- the live display ----------------------------------------------------------------------
     def _live_task(self, label: str, total: int) -> Any:
@@ -170,6 +198,8 @@ class Tracker:
             self._started = self._last_line = self.board.clock()
         if self.board.mode == LIVE and total:
             self._task = self.board._live_task(self.label, total)
+        elif self.board.mode == LINES and total:
+            self.board._watch(self)
 
     def advance(self, ok: bool) -> None:
         with self._lock:
@@ -189,6 +219,8 @@ class Tracker:
                 self._last_line, self._last_count = now, self.finished
                 self._ended = last
             finished, failed = self.finished, self.failed
+        if self._ended:
+            self.board._unwatch(self)
         if line is not None:
             self.board.echo(line)
         if self._task is not None:
@@ -202,6 +234,17 @@ class Tracker:
                 return
             self._ended = True
             line = self._line(self.board.clock())
+        self.board._unwatch(self)
+        self.board.echo(line)
+
+    def _heartbeat(self) -> None:
+        """The count line, when none was written for the board's interval."""
+        with self._lock:
+            now = self.board.clock()
+            if self._ended or now - self._last_line < self.board.interval:
+                return
+            self._last_line = now
+            line = self._line(now)
         self.board.echo(line)
 
     def _line(self, now: float) -> str:
