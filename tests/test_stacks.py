@@ -7,6 +7,7 @@ code is the most severe of the stacks'.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -314,3 +315,33 @@ def test_a_deadline_stops_every_stack_and_a_rerun_finishes_them(tmp_path: Path) 
             if w["active"] and (w.get("metadata") or {}).get("voltage-iac.stack")
         )
     assert sorted(keys.values()) == [1] * 24 and len(keys) == 24
+
+
+def test_the_markdown_comment_of_many_large_stacks_fits_githubs_limit() -> None:
+    # 120 stacks of 40 new wallets each: past one comment even with every section
+    # shortened, so the comment keeps the table and each stack's summary and checksum.
+    from tests.factories import desired, live, want
+    from voltage_iac.diff import diff
+    from voltage_iac.render.markdown import render_markdown
+    from voltage_iac.render.stacks import render_plans_markdown
+    from voltage_iac.stacks import StackRun
+
+    runs = []
+    for n in range(120):
+        state = dataclasses.replace(
+            desired(*(want(f"w{i:02d}") for i in range(40))), stack=f"stack-{n:03d}"
+        )
+        plan = diff(state, live())
+        runs.append(StackRun(Path(f"stacks/stack-{n:02d}"), desired=state, value=plan))
+    text = render_plans_markdown(runs, lambda r, room: render_markdown(r.value, max_chars=room))
+    assert len(text) <= 65_536
+    assert text.startswith(MARKER + "\n") and text.count(MARKER) == 1
+    assert "too long for one comment" in text
+    for run in runs:
+        assert f"| `{run.stack}` | `{run.path}` | 40 | 0 | 0 | 0 |" in text
+        assert run.value.checksum() in text
+
+    # Two such stacks fit: each gets its own (shortened) section.
+    two = render_plans_markdown(runs[:2], lambda r, room: render_markdown(r.value, max_chars=room))
+    assert len(two) <= 65_536 and two.count("#### Stack") == 2
+    assert "too long for one comment" not in two and "wallet <b>w00</b>" in two

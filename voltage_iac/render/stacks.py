@@ -148,7 +148,28 @@ def render_plans_markdown(
         if run.error is not None:
             parts.append(_error_block(run, room))
         parts.append("\n")
-    return "".join(parts)
+    text = "".join(parts)
+    if len(text) <= max_chars:
+        return text
+    # Too many stacks for their sections to fit even shortened: the table, and each
+    # stack's summary and checksum (what a reviewer approves).
+    lines = [
+        "> [!NOTE]",
+        "> These plans are too long for one comment: each stack's summary is below; its "
+        "details are in `plan PATH --format markdown` of that stack alone (in CI, the job "
+        "summary).",
+        "",
+    ]
+    for run in runs:
+        if run.value is None:
+            lines.append(f"- {code(run.stack)}: failed (exit {run.code})")
+        else:
+            lines.append(
+                f"- {code(run.stack)}: {run.value.summary_line()} "
+                f"Checksum {code(run.value.checksum())}"
+            )
+    short = head + "\n".join(lines) + "\n"
+    return short if len(short) <= max_chars else short[: max_chars - 40] + "\n\n(cut to fit)\n"
 
 
 def render_drifts_markdown(runs: Sequence[Any], section: Callable[[Any], str]) -> str:
