@@ -332,7 +332,7 @@ def test_the_markdown_comment_of_many_large_stacks_fits_githubs_limit() -> None:
             desired(*(want(f"w{i:02d}") for i in range(40))), stack=f"stack-{n:03d}"
         )
         plan = diff(state, live())
-        runs.append(StackRun(Path(f"stacks/stack-{n:02d}"), desired=state, value=plan))
+        runs.append(StackRun(Path(f"stacks/stack-{n:03d}"), desired=state, value=plan))
     text = render_plans_markdown(runs, lambda r, room: render_markdown(r.value, max_chars=room))
     assert len(text) <= 65_536
     assert text.startswith(MARKER + "\n") and text.count(MARKER) == 1
