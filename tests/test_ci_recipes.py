@@ -415,9 +415,16 @@ def test_workflow_shape() -> None:
     assert "closed" in triggers["pull_request"]["types"] and triggers["schedule"][0]["cron"]
     jobs = doc["jobs"]
     plan, comment, apply, drift = jobs["plan"], jobs["comment"], jobs["apply"], jobs["drift"]
-    stacks = plan["strategy"]["matrix"]["stack"]
-    assert stacks == sorted(STACKS)
-    assert apply["strategy"]["matrix"]["stack"] == drift["strategy"]["matrix"]["stack"] == stacks
+    # A pull request plans, and on merge applies, only the stacks it changed; the nightly
+    # drift check covers every stack.
+    changed = "${{ fromJSON(needs.stacks.outputs.changed) }}"
+    assert plan["strategy"]["matrix"]["stack"] == apply["strategy"]["matrix"]["stack"] == changed
+    assert plan["needs"] == apply["needs"] == "stacks"
+    assert "needs.stacks.outputs.changed != '[]'" in plan["if"]
+    assert "needs.stacks.outputs.changed != '[]'" in apply["if"]
+    assert drift["strategy"]["matrix"]["stack"] == sorted(STACKS)
+    assert jobs["stacks"]["outputs"] == {"changed": "${{ steps.changed.outputs.stacks }}"}
+    assert jobs["stacks"]["steps"][0]["with"] == {"fetch-depth": 0}  # the base is needed
 
     # The action is what runs voltage-iac, given its key by the environment only.
     action_inputs = set(yaml.safe_load(ACTION.read_text(encoding="utf-8"))["inputs"])
@@ -474,6 +481,70 @@ def test_workflow_shape() -> None:
         for word in command[1:]:
             if word.startswith("--"):
                 assert word in names, f"voltage-iac {command[0]} has no option {word}"
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_workflow_plans_only_the_stacks_a_pull_request_changed(tmp_path: Path) -> None:
+    step = _step(_workflow()["jobs"]["stacks"], "Find the stacks the pull request changed")
+    repo = tmp_path / "repo"
+    for stack in ("payments", "treasury", "legacy"):
+        (repo / "stacks" / stack).mkdir(parents=True)
+        (repo / "stacks" / stack / "wallets.yaml").write_text(f"stack: {stack}\n")
+    (repo / "stacks" / "README.md").write_text("stacks\n")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "base")
+    base = _git(repo, "rev-parse", "HEAD")
+
+    def changed(head: str) -> list[str]:
+        output = tmp_path / "github-output"
+        output.write_text("")
+        env = {
+            "PATH": os.environ["PATH"],
+            "GITHUB_OUTPUT": str(output),
+            "BASE_SHA": base,
+            "HEAD_SHA": head,
+        }
+        done = run_bash(step["run"], cwd=repo, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return list(json.loads(read_outputs(output)["stacks"]))
+
+    # A pull request editing treasury (and a file beside the stacks): treasury only.
+    _git(repo, "checkout", "-qb", "pr")
+    (repo / "stacks" / "treasury" / "wallets.yaml").write_text("stack: treasury\n# more\n")
+    (repo / "stacks" / "treasury" / "extra.yaml").write_text("wallets: {}\n")
+    (repo / "stacks" / "README.md").write_text("stacks, edited\n")
+    _git(repo, "commit", "-qam", "edit treasury")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "add a file")
+    assert changed(_git(repo, "rev-parse", "HEAD")) == ["treasury"]
+
+    # Two stacks changed, one removed: the removed one has nothing to plan.
+    (repo / "stacks" / "payments" / "wallets.yaml").write_text("stack: payments\n# x\n")
+    _git(repo, "rm", "-rq", "stacks/legacy")
+    _git(repo, "commit", "-qam", "edit payments, remove legacy")
+    assert changed(_git(repo, "rev-parse", "HEAD")) == ["payments", "treasury"]
+
+    # The base branch moving on does not count as a change of the pull request.
+    _git(repo, "checkout", "-q", "main")
+    (repo / "stacks" / "legacy" / "wallets.yaml").write_text("stack: legacy\n# moved on\n")
+    _git(repo, "commit", "-qam", "main moves on")
+    base = _git(repo, "rev-parse", "HEAD")
+    _git(repo, "checkout", "-qb", "docs-only", base + "~1")
+    (repo / "stacks" / "README.md").write_text("only the readme\n")
+    _git(repo, "commit", "-qam", "readme")
+    assert changed(_git(repo, "rev-parse", "HEAD")) == []
 
 
 def test_workflow_lints_clean() -> None:

@@ -6,6 +6,7 @@ on the embedded emulator, in a directory holding `examples/quickstart.yaml` as
 user would, standard error merged where it appears), with the same edits between them,
 and compares each block's output with what the doc shows. Only what differs from run to
 run is normalised: durations, and the order of lines of operations running at once.
+A `console` block is a whole session (every line real); excerpts are `text` blocks.
 
 After a deliberate change of output, rewrite the blocks from a real run:
 `VOLTAGE_IAC_WRITE_DOCS=1 pytest tests/test_docs_workflow.py`, then review the diff.
@@ -28,6 +29,8 @@ DOC = REPO / "docs" / "workflow.md"
 BLOCK = re.compile(r"^```console\n(?P<body>.*?)^```\n", re.M | re.S)
 CHECKSUM = re.compile(r"sha256:[0-9a-f]{64}")
 DURATION = re.compile(r"\(\d+(\.\d+)?s\)")
+#: the rate and time figures of apply's count lines (`2.5/s, ETA 1s`, `in 1s`)
+RATE = re.compile(r"\d+(\.\d+)?/s, (ETA|in) \d+(\.\d+)?s")
 CONCURRENT = re.compile(r"^(wallet|webhook) \S+: \w+ (started|done|FAILED)")
 
 
@@ -60,7 +63,7 @@ def read_blocks(text: str) -> list[Block]:
 
 def normalise(text: str) -> str:
     """Durations out; runs of concurrent operation lines in a stable order."""
-    lines = DURATION.sub("(N s)", text).splitlines()
+    lines = RATE.sub("N/s, N s", DURATION.sub("(N s)", text)).splitlines()
     out: list[str] = []
     run: list[str] = []
     for line in [*lines, None]:

@@ -443,3 +443,24 @@ def test_a_plan_file_alone_is_judged_again_by_the_policies_it_was_planned_with(
     assert "policy deny mainnet-limit-cap" in refused.stderr
     assert "stale" not in refused.stderr
     assert writes == []
+
+
+@served
+def test_each_stack_of_a_several_stack_apply_is_judged_by_its_own_policies(
+    backend: Backend,
+) -> None:
+    # The engine applies a configuration's policies for every caller: a stack run among
+    # others is gated as when run alone.
+    guarded_dir, plain_dir = backend.tmp / "guarded", backend.tmp / "plain"
+    guarded_dir.mkdir()
+    plain_dir.mkdir()
+    guarded = write(backend, {"vault": mainnet("Vault", limit="0.5 btc")}, stack="guarded")
+    guarded.rename(guarded_dir / "wallets.yaml")
+    plain_doc = config_doc({"small": good("Small")}, stack="plain")
+    (plain_dir / "wallets.yaml").write_text(yaml.safe_dump(plain_doc), encoding="utf-8")
+
+    result = backend.run("apply", str(guarded_dir), str(plain_dir), "--auto-approve")
+    assert result.exit_code == 5, result.output  # the most severe: the guarded stack's
+    assert "policy deny mainnet-limit-cap" in result.output
+    assert not [w for w in _all_wallets(backend) if w["name"] == "Vault"]
+    assert any(w["name"] == "Small" for w in backend.wallets())

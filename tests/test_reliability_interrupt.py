@@ -4,7 +4,7 @@ A second Ctrl-C while the running operations finish changes none of that.
 
 `voltage-iac apply` runs in a child process against a served emulator whose added
 latency makes each operation take a while; SIGINT is sent once a random number of
-operations have started (read from the progress lines on stderr).
+operations have started (read from the per-change lines that -v writes to stderr).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_ctrl_c_stops_new_operations_and_a_rerun_finishes(tmp_path: Path) -> Non
             served_emulator(workdir, latency_ms=LATENCY_MS) as emu,
             eventual_view(emu.db_path) as eventual,
         ):
-            argv = cli_apply_argv(config_path, emu.base_url, "--parallelism", "2")
+            argv = cli_apply_argv(config_path, emu.base_url, "--parallelism", "2", "-v")
             if action == "replace":
                 emu.faults(latency_ms=0)
                 first = Child(argv)

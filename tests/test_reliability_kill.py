@@ -88,7 +88,7 @@ def test_killed_apply_then_rerun_converges_without_duplicates(tmp_path: Path) ->
         # An untouched apply first: when its first operation starts and how long it takes
         # set the range of kill points (most kills land among the operations).
         write_config(config_path, config)
-        argv = cli_apply_argv(config_path, emu.base_url, "--parallelism", "2")
+        argv = cli_apply_argv(config_path, emu.base_url, "--parallelism", "2", "-v")
         calibration = Child(argv)
         first_code, lines = calibration.finish()
         assert first_code == 0, "\n".join(lines)

@@ -12,10 +12,12 @@ A traceback is shown only with `--debug`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +30,14 @@ import click
 from voltage_iac import __version__, kinds
 from voltage_iac.config import load_config, state_from_plan
 from voltage_iac.connect import ConnectOptions, open_backend
-from voltage_iac.engine import ApplyEvents, ApplyOptions, ApplyReport, Engine, OperationResult
+from voltage_iac.engine import (
+    ApplyEvents,
+    ApplyOptions,
+    ApplyReport,
+    Engine,
+    OperationResult,
+    Phase,
+)
 from voltage_iac.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -43,6 +52,7 @@ from voltage_iac.model import DesiredState
 from voltage_iac.plan import Change, Plan
 from voltage_iac.planfile import plan_file_document, plan_from_document
 from voltage_iac.policy import including, judge_document, policy_run, render_verdicts
+from voltage_iac.progress import Board, choose_mode, describe_phase
 from voltage_iac.render.drift import (
     render_drift_json,
     render_drift_junit,
@@ -51,7 +61,26 @@ from voltage_iac.render.drift import (
 )
 from voltage_iac.render.jsonfmt import dump, render_json
 from voltage_iac.render.markdown import render_markdown
+from voltage_iac.render.stacks import (
+    apply_result_dict,
+    render_apply_json,
+    render_drifts_junit,
+    render_drifts_markdown,
+    render_plans_markdown,
+    render_stacks_json,
+    render_stacks_text,
+    section_title,
+    status_word,
+)
 from voltage_iac.render.text import render_text
+from voltage_iac.stacks import (
+    StackRun,
+    load_stacks,
+    most_severe,
+    refuse_with_several,
+    require_paths,
+    run_stacks,
+)
 from voltage_iac.stale import ReviewedPlan, is_plan_document, read_plan_document
 from voltage_iac.watchdog import DEFAULT_DEADLINE, Watchdog
 
@@ -173,23 +202,57 @@ def _use_color(no_color: bool) -> bool:
 @click.group(cls=VoltageGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="voltage-iac")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.option("-v", "--verbose", count=True, help="Log progress to stderr (-vv for requests).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="-v: progress and timings of each phase (and each change of an apply) on stderr; "
+    "-vv: also every HTTP request (method, path, status, ms; never a header or a secret).",
+)
 @click.option("--no-color", is_flag=True, help="Never colour the output (NO_COLOR works too).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, verbose: int, no_color: bool) -> None:
     """Lightning wallets as code (Voltage, LNbits): validate, plan, apply, check for drift."""
     _state["debug"] = debug
-    ctx.obj = {"color": _use_color(no_color)}
+    ctx.obj = {"color": _use_color(no_color), "verbose": verbose}
     # The HTTP libraries log headers at DEBUG (a server or proxy may echo the API key in
     # one); the client's own log line says what -vv needs (method, path, status, timing).
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    if verbose:
-        logging.basicConfig(
-            level=logging.DEBUG if verbose > 1 else logging.INFO,
-            format="%(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+    _configure_logging(verbose)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever standard error is when a record is logged (a live progress
+    display redirects it to draw lines above its bars)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def _configure_logging(verbose: int) -> None:
+    """-v: the product's progress messages (INFO); -vv: also every HTTP request (DEBUG).
+
+    A handler of the package's own logger, set anew by every command, so the lines
+    appear whatever else configured logging in the process."""
+    logger = logging.getLogger("voltage_iac")
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    if not verbose:
+        logger.setLevel(logging.NOTSET)
+        return
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
 
 
 _QUIET_LOGGERS = ("httpx", "httpcore", "h11", "h2", "hpack")
@@ -197,19 +260,37 @@ _QUIET_LOGGERS = ("httpx", "httpcore", "h11", "h2", "hpack")
 
 @contextmanager
 def _engine(
-    desired: DesiredState, api_url: str | None, emulator_db: str | None, timeout: float
+    desired: DesiredState,
+    api_url: str | None,
+    emulator_db: str | None,
+    timeout: float,
+    echo: Callable[[str], None] | None = None,
 ) -> Iterator[Engine]:
     obj = click.get_current_context().obj
-    options = ConnectOptions(
-        api_url=api_url,
-        emulator_db=emulator_db,
-        wait_timeout=timeout,
-        max_requests_per_second=obj.get("rate"),
-    )
+    options = _connect_options(api_url, emulator_db, timeout)
     dog = Watchdog(obj.get("deadline"))
     _state["watchdog"] = dog
     with dog, open_backend(desired, options) as backend:
-        yield Engine(desired, backend)
+        yield Engine(desired, backend, on_phase=_phase_printer("", echo, obj.get("verbose", 0)))
+
+
+def _connect_options(api_url: str | None, emulator_db: str | None, timeout: float) -> Any:
+    return ConnectOptions(
+        api_url=api_url,
+        emulator_db=emulator_db,
+        wait_timeout=timeout,
+        max_requests_per_second=click.get_current_context().obj.get("rate"),
+    )
+
+
+def _phase_printer(
+    prefix: str, echo: Callable[[str], None] | None, verbose: int
+) -> Callable[[Phase], None] | None:
+    """With -v, a line per finished phase: `read 1,000 wallets in 0.4s (2 requests)`."""
+    if not verbose:
+        return None
+    out = echo or (lambda text: click.echo(text, err=True))
+    return lambda phase: out(prefix + describe_phase(phase))
 
 
 def _deadline_passed() -> Watchdog | None:
@@ -221,11 +302,12 @@ _config_path = click.argument(
     "path", type=click.Path(exists=True, dir_okay=True, readable=True, path_type=Path)
 )
 
-#: apply's argument: a configuration, or a reviewed plan file (told apart by content)
-_apply_input = click.argument(
-    "path",
-    required=False,
-    metavar="[PATH | PLAN_FILE]",
+#: plan, apply and drift take any number of configuration paths, each a stack of its own
+#: (at least one is checked by the command, see stacks.require_paths).
+_config_paths = click.argument(
+    "paths",
+    nargs=-1,
+    metavar="PATH...",
     type=click.Path(exists=True, dir_okay=True, readable=True, path_type=Path),
 )
 
@@ -326,6 +408,11 @@ _ENV_API = (
     "  NO_COLOR          never colour the output"
 )
 _ENV_NONE = "  NO_COLOR          never colour the output (no API is contacted)"
+_ENV_PROGRESS = "\n  CI                'true': progress as count lines, never a live display"
+_EXITS_STACKS = (
+    "\n  several PATHs: the most severe of the stacks' codes, in the order"
+    "\n  130 > 3 > 4 > 5 > 1 > 2 > 0"
+)
 _EXITS_BASE = (
     "  0 success   1 error (API, network)   3 invalid configuration or usage\n"
     "  4 authentication or permission refused   130 interrupted"
@@ -356,12 +443,13 @@ def validate(path: Path) -> int:
 
 @cli.command(
     epilog=_epilog(
-        "voltage-iac plan wallets.yaml --out plan.json --detailed-exitcode",
+        "voltage-iac plan wallets.yaml --out plan.json --detailed-exitcode\n"
+        "  voltage-iac plan stacks/payments stacks/treasury --format markdown",
         _ENV_API,
-        _EXITS_BASE + "\n  2 changes present (with --detailed-exitcode)",
+        _EXITS_BASE + "\n  2 changes present (with --detailed-exitcode)" + _EXITS_STACKS,
     )
 )
-@_config_path
+@_config_paths
 @_plan_format_option
 @click.option(
     "--out",
@@ -387,7 +475,7 @@ def validate(path: Path) -> int:
 @click.pass_context
 def plan(
     ctx: click.Context,
-    path: Path,
+    paths: tuple[Path, ...],
     fmt: str,
     out: Path | None,
     detailed_exitcode: bool,
@@ -399,7 +487,22 @@ def plan(
     policy_paths: tuple[str, ...] = (),
     override_policy: tuple[str, ...] = (),
 ) -> int:
-    """Show what apply would change, without changing anything."""
+    """Show what apply would change, without changing anything.
+
+    Several paths plan several stacks at once: one section each (one Markdown comment
+    with a summary table, one JSON wrapper), and the most severe exit code.
+    """
+    if len(require_paths(paths, "plan")) > 1:
+        refuse_with_several(paths, **{"--out": out, "--target": targets})
+        if policy_paths or override_policy:
+            raise UsageError(
+                "--policy and --override-policy name one stack's review; give one path",
+                hint="each stack's `policies:` still judge its plan",
+            )
+        return _plan_stacks(
+            ctx, list(paths), fmt, detailed_exitcode, force, api_url, emulator_db, timeout
+        )
+    [path] = paths
     # the run's --policy paths join the configuration's, so a plan file records them all
     desired = including(load_config(path), policy_paths)
     policies = policy_run(desired, (), override_policy)
@@ -434,12 +537,25 @@ def _write_private(path: Path, text: str) -> None:
 
 @cli.command(
     epilog=_epilog(
-        "voltage-iac apply plan.json --auto-approve",
-        _ENV_API,
-        _EXITS_BASE + "\n  5 blocked by a safety rule or a stale reviewed plan (nothing changed)",
+        "voltage-iac apply plan.json --auto-approve\n"
+        "  voltage-iac apply stacks/payments stacks/treasury --auto-approve --format json\n"
+        "  (-v: each change's start and finish, and timings; -vv: also each request)",
+        _ENV_API + _ENV_PROGRESS,
+        _EXITS_BASE
+        + "\n  5 blocked by a safety rule or a stale reviewed plan (nothing changed)"
+        + _EXITS_STACKS,
     )
 )
-@_apply_input
+@_config_paths
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Result format (json: a result document on stdout, the plan and progress on "
+    "stderr; see docs/formats.md).",
+)
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--allow-delete", is_flag=True, help="Allow deleting owned wallets.")
 @click.option("--allow-replace", is_flag=True, help="Allow replacing wallets (delete + create).")
@@ -490,7 +606,8 @@ def _write_private(path: Path, text: str) -> None:
 @click.pass_context
 def apply(
     ctx: click.Context,
-    path: Path | None,
+    paths: tuple[Path, ...],
+    fmt: str,
     auto_approve: bool,
     allow_delete: bool,
     allow_replace: bool,
@@ -515,9 +632,17 @@ def apply(
     state is read again and the apply is refused (exit 5) if anything it was planned
     against changed. The file records the desired state, so no configuration is needed;
     given one too, it must be the one the plan was made from.
+
+    Several paths apply several stacks at once, each under its own lock, with
+    --auto-approve only (review their plans first); --plan, --checksum, --target and
+    --verify name one stack and need one path.
     """
     color = ctx.obj["color"]
-    desired, reviewed = _resolve_apply_input(path, plan_file)
+    if verify_after and fmt == "json":
+        raise UsageError(
+            "--verify cannot be combined with --format json",
+            hint="run `voltage-iac verify --format json` after the apply",
+        )
     options = ApplyOptions(
         allow_delete=allow_delete,
         allow_replace=allow_replace,
@@ -525,25 +650,38 @@ def apply(
         unprotect=frozenset(unprotect),
         parallelism=parallelism,
         targets=targets,
-        reviewed=reviewed,
         checksum=checksum,
         lock_wait=lock_wait,
+    )
+    if len(paths) > 1:
+        refuse_with_several(
+            paths,
+            **{"--plan": plan_file, "--checksum": checksum, "--target": targets},
+            **{"--verify": verify_after, "--policy": policy_paths},
+            **{"--override-policy": override_policy},
+        )
+        return _apply_stacks(
+            ctx, list(paths), fmt, auto_approve, options, api_url, emulator_db, timeout
+        )
+    # one configuration, or a reviewed plan file (as PATH or --plan), or both
+    desired, reviewed = _resolve_apply_input(paths[0] if paths else None, plan_file)
+    options = dataclasses.replace(
+        options,
+        reviewed=reviewed,
         policies=policy_run(desired, policy_paths, override_policy),
     )
-    with _engine(desired, api_url, emulator_db, timeout) as engine:
-        backend = engine.describe()
-        events = ApplyEvents(
-            on_plan=lambda p: click.echo(render_text(p, color=color, backend=backend), nl=False),
-            confirm=None if auto_approve else _confirm,
-            on_start=_echo_start,
-            on_result=lambda result: _echo_result(result, color),
-            on_interrupt=_echo_interrupt,
-            on_notice=lambda text: click.echo(f"Note: {text}", err=True),
-        )
-        outcome = engine.apply(options, events)
+    view = _ApplyView(_board(color), "apply", color, ctx.obj.get("verbose", 0), fmt == "json")
+    with view.board, _engine(desired, api_url, emulator_db, timeout, view.board.echo) as engine:
+        events = view.events(engine.describe(), None if auto_approve else view.confirm)
+        try:
+            outcome = engine.apply(options, events)
+        finally:
+            view.end()
         verified = None
         if verify_after and outcome.report.ok and outcome.plan.has_changes:
             verified = _verify_after_apply(engine, desired, outcome.report, timeout)
+    if fmt == "json":
+        return _emit_apply_json(outcome.plan, outcome.report)
     if not outcome.plan.has_changes:
         return EXIT_OK
     code = _finish(outcome.report, color, desired)
@@ -648,38 +786,125 @@ def _resolve_apply_input(
     return desired, reviewed
 
 
-def _confirm(_plan: Plan) -> None:
+def _confirm(_plan: Plan, *, err: bool = False) -> None:
     if not sys.stdin.isatty():
         raise UsageError(
             "apply needs confirmation, and there is no terminal to ask on",
             hint="review the plan, then pass --auto-approve (e.g. in CI)",
         )
-    click.echo("")
+    click.echo("", err=err)
     answer = click.prompt(
-        "Apply these changes? Only 'yes' will be accepted", default="", show_default=False
+        "Apply these changes? Only 'yes' will be accepted",
+        default="",
+        show_default=False,
+        err=err,
     )
     if answer.strip() != "yes":
         raise VoltageIacError("apply cancelled: nothing was changed")
 
 
-def _echo_start(change: Change) -> None:
-    click.echo(f"{change.kind} {change.key}: {change.action.value} started", err=True)
+def _board(color: bool) -> Board:
+    """The progress display of an apply, on standard error (live on a terminal)."""
+    stream = sys.stderr
+    return Board(stream, choose_mode(stream), color=color)
 
 
-def _echo_result(result: OperationResult, color: bool) -> None:
+class _ApplyView:
+    """What a person sees of one stack's apply: its plan, progress, and per-change lines.
+
+    By default: the plan, a failure as it happens, the progress (a live display on a
+    terminal, count lines in CI). With -v also each change's start and finish (with its
+    seconds). The plan goes to stdout, or to stderr when stdout holds a JSON document."""
+
+    def __init__(
+        self,
+        board: Board,
+        label: str,
+        color: bool,
+        verbose: int,
+        plan_to_stderr: bool,
+        *,
+        prefix: str = "",
+        title: str = "",
+        out_lock: threading.Lock | None = None,
+    ) -> None:
+        self.board = board
+        self.tracker = board.tracker(label)
+        self.color = color
+        self.verbose = verbose
+        self.plan_to_stderr = plan_to_stderr
+        self.prefix = prefix
+        self.title = title
+        self.out_lock = out_lock or threading.Lock()
+        self._total = 0
+        self._begun = False
+        self._lock = threading.Lock()
+
+    def events(self, backend: str, confirm: Callable[[Plan], None] | None) -> ApplyEvents:
+        return ApplyEvents(
+            on_plan=lambda p: self._plan(p, backend),
+            confirm=confirm,
+            on_start=self._start,
+            on_result=self._result,
+            on_interrupt=_echo_interrupt,
+            on_notice=lambda text: self.board.echo(f"{self.prefix}Note: {text}"),
+        )
+
+    def confirm(self, the_plan: Plan) -> None:
+        _confirm(the_plan, err=self.plan_to_stderr)
+
+    def _plan(self, the_plan: Plan, backend: str) -> None:
+        self._total = len(the_plan.actionable)
+        text = render_text(the_plan, color=self.color, backend=backend)
+        if self.title:
+            text = f"{self.title}\n{text}"
+        with self.out_lock:
+            click.echo(text, nl=False, err=self.plan_to_stderr)
+
+    def _begin(self) -> None:
+        with self._lock:
+            if not self._begun:
+                self._begun = True
+                self.tracker.begin(self._total)
+
+    def _start(self, change: Change) -> None:
+        self._begin()
+        if self.verbose:
+            self.board.echo(self.prefix + _start_line(change))
+
+    def _result(self, result: OperationResult) -> None:
+        self._begin()
+        if result.status == "failed" or self.verbose:
+            line = _result_line(result, self.color)
+            if line:
+                self.board.echo(self.prefix + line)
+        self.tracker.advance(result.status == "done")
+
+    def end(self) -> None:
+        if self._begun:
+            self.tracker.end()
+
+
+def _start_line(change: Change) -> str:
+    return f"{change.kind} {change.key}: {change.action.value} started"
+
+
+def _result_line(result: OperationResult, color: bool) -> str:
     if result.status == "done":
         mark = click.style("done", fg="green") if color else "done"
-        click.echo(
-            f"{result.kind} {result.key}: {result.action} {mark} ({result.seconds:.1f}s)", err=True
-        )
-    elif result.status == "failed":
+        return f"{result.kind} {result.key}: {result.action} {mark} ({result.seconds:.1f}s)"
+    if result.status == "failed":
         mark = click.style("FAILED", fg="red", bold=True) if color else "FAILED"
-        click.echo(
-            f"{result.kind} {result.key}: {result.action} {mark}: {result.message}", err=True
-        )
+        return f"{result.kind} {result.key}: {result.action} {mark}: {result.message}"
+    return ""
 
 
 def _finish(report: ApplyReport, color: bool, desired: DesiredState | None = None) -> int:
+    _print_results(report, color, desired)
+    return _apply_code(report)
+
+
+def _print_results(report: ApplyReport, color: bool, desired: DesiredState | None) -> None:
     done = [r for r in report.results if r.status == "done"]
     lines = ["", "Results:"]
     for result in sorted(report.results, key=lambda r: r.key):
@@ -694,32 +919,273 @@ def _finish(report: ApplyReport, color: bool, desired: DesiredState | None = Non
             line += f"\n      {note}" if note else ""
         lines.append(line)
     click.echo("\n".join(lines))
+    click.echo(_apply_summary(report, len(done), color))
+
+
+def _apply_summary(report: ApplyReport, done: int, color: bool = False) -> str:
     summary = (
-        f"Apply {'interrupted' if report.interrupted else 'complete'}: {len(done)} done, "
+        f"Apply {'interrupted' if report.interrupted else 'complete'}: {done} done, "
         f"{len(report.failed)} failed, {len(report.not_started)} not started."
     )
-    click.echo(click.style(summary, bold=True) if color else summary)
+    return click.style(summary, bold=True) if color else summary
+
+
+def _apply_code(report: ApplyReport, *, hints: bool = True) -> int:
+    """The exit code of an apply that had changes; with `hints`, what to do next."""
     if report.interrupted:
-        click.echo("Re-run apply to finish: it never creates anything twice.", err=True)
+        if hints:
+            click.echo("Re-run apply to finish: it never creates anything twice.", err=True)
         dog = _deadline_passed()
         if dog is not None:
-            click.echo(f"Error: {dog.message()}", err=True)
+            if hints:
+                click.echo(f"Error: {dog.message()}", err=True)
             return EXIT_ERROR
         return EXIT_INTERRUPTED
     if report.failed or report.not_started:
-        click.echo("Re-run apply after fixing the cause: finished work is not redone.", err=True)
+        if hints:
+            click.echo(
+                "Re-run apply after fixing the cause: finished work is not redone.", err=True
+            )
         return EXIT_ERROR
     return EXIT_OK
 
 
+def _emit_apply_json(the_plan: Plan, report: ApplyReport) -> int:
+    """`apply --format json`: the result document on stdout; the exit code as in text."""
+    code = _apply_code(report) if the_plan.has_changes else EXIT_OK
+    click.echo(render_apply_json(the_plan, report, code), nl=False)
+    return code
+
+
+# -- several stacks in one command (the fan-out itself is voltage_iac/stacks.py) ------------
+
+
+def _run_several(runs: list[StackRun], job: Any, *, wait_on_interrupt: bool = False) -> None:
+    dog = Watchdog(click.get_current_context().obj.get("deadline"))
+    _state["watchdog"] = dog
+    with dog:
+        run_stacks(
+            runs,
+            job,
+            wait_on_interrupt=wait_on_interrupt,
+            on_interrupt=lambda busy: click.echo(
+                f"Interrupted: no new change starts; waiting for the {busy} running "
+                f"stack{'' if busy == 1 else 's'} to finish their running operations.",
+                err=True,
+            ),
+            debug=_state["debug"],
+        )
+
+
+def _echo_stack_errors(runs: list[StackRun]) -> None:
+    for run in runs:
+        if run.error is not None:
+            click.echo(f"Error: stack {run.stack} ({run.path}): {run.error}", err=True)
+
+
+def _plan_stacks(
+    ctx: click.Context,
+    paths: list[Path],
+    fmt: str,
+    detailed_exitcode: bool,
+    force: bool,
+    api_url: str | None,
+    emulator_db: str | None,
+    timeout: float,
+) -> int:
+    runs = load_stacks(paths)
+    connect = _connect_options(api_url, emulator_db, timeout)
+    verbose, color = ctx.obj.get("verbose", 0), ctx.obj["color"]
+
+    def job(run: StackRun, _stop: threading.Event) -> int:
+        assert run.desired is not None
+        with open_backend(run.desired, connect) as backend:
+            printer = _phase_printer(f"{run.stack}: ", None, verbose)
+            engine = Engine(run.desired, backend, on_phase=printer)
+            run.value = engine.plan((), force=force)
+            run.extra["backend"] = engine.describe()
+        return EXIT_CHANGES if detailed_exitcode and run.value.has_changes else EXIT_OK
+
+    _run_several(runs, job)
+    code = most_severe(run.code for run in runs)
+    if fmt == "json":
+        click.echo(render_stacks_json(runs, "plan", lambda r: r.value.to_dict(), code), nl=False)
+    elif fmt == "markdown":
+        section = lambda r, room: render_markdown(r.value, max_chars=room)  # noqa: E731
+        click.echo(render_plans_markdown(runs, section), nl=False)
+    else:
+
+        def body(run: StackRun) -> str:
+            text = render_text(run.value, color=color, backend=run.extra["backend"])
+            return text + f"Plan checksum: {run.value.checksum()}\n\n"
+
+        summary = lambda r: r.value.summary_line()  # noqa: E731
+        click.echo(render_stacks_text(runs, body, summary), nl=False)
+    if fmt != "text":
+        _echo_stack_errors(runs)
+    return code
+
+
+def _apply_stacks(
+    ctx: click.Context,
+    paths: list[Path],
+    fmt: str,
+    auto_approve: bool,
+    options: ApplyOptions,
+    api_url: str | None,
+    emulator_db: str | None,
+    timeout: float,
+) -> int:
+    """Apply several stacks at once: with --auto-approve only (one prompt cannot stand for
+    several plans being made at the same time), each stack under its own lock."""
+    if not auto_approve:
+        raise UsageError(
+            f"apply of {len(paths)} stacks needs --auto-approve: it does not ask to confirm "
+            "several plans at once",
+            hint="review each stack's plan first (voltage-iac plan PATH...), then apply with "
+            "--auto-approve; or apply one stack at a time to confirm each",
+        )
+    runs = load_stacks(paths)
+    connect = _connect_options(api_url, emulator_db, timeout)
+    verbose, color, as_json = ctx.obj.get("verbose", 0), ctx.obj["color"], fmt == "json"
+    out_lock = threading.Lock()
+    board = _board(color)
+
+    def job(run: StackRun, stop: threading.Event) -> int:
+        assert run.desired is not None
+        label, prefix = f"apply {run.stack}", f"{run.stack}: "
+        view = _ApplyView(
+            board,
+            label,
+            color,
+            verbose,
+            as_json,
+            prefix=prefix,
+            title=section_title(run),
+            out_lock=out_lock,
+        )
+        with open_backend(run.desired, connect) as backend:
+            engine = Engine(
+                run.desired, backend, on_phase=_phase_printer(prefix, board.echo, verbose)
+            )
+            try:
+                outcome = engine.apply(
+                    dataclasses.replace(options, stop=stop), view.events(engine.describe(), None)
+                )
+            finally:
+                view.end()
+        run.value = outcome
+        if not outcome.plan.has_changes:
+            return EXIT_OK
+        return _apply_code(outcome.report, hints=False)
+
+    with board:
+        _run_several(runs, job, wait_on_interrupt=True)
+    if _deadline_passed() is not None:  # stopped by --deadline, not by Ctrl-C: exit 1
+        for run in runs:
+            run.code = EXIT_ERROR if run.code == EXIT_INTERRUPTED else run.code
+    code = most_severe(run.code for run in runs)
+    if as_json:
+        document = lambda r: apply_result_dict(r.value.plan, r.value.report, r.code)  # noqa: E731
+        click.echo(render_stacks_json(runs, "apply", document, code), nl=False)
+        _echo_stack_errors(runs)
+    else:
+        for run in runs:
+            click.echo(f"\n{section_title(run)}")
+            if run.value is not None and run.value.plan.has_changes:
+                _print_results(run.value.report, color, run.desired)
+            elif run.value is not None:
+                click.echo("No changes.")
+            if run.error is not None:
+                click.echo(f"Error: {run.error}")
+        width = max(len(run.stack) for run in runs)
+        click.echo(f"\n{len(runs)} stacks:")
+        for run in runs:
+            click.echo(f"  {run.stack:<{width}}  {status_word(run, _stack_apply_summary)}")
+    reports = [r.value.report for r in runs if r.value is not None and r.value.plan.has_changes]
+    if any(r.interrupted for r in reports) or any(r.code == EXIT_INTERRUPTED for r in runs):
+        click.echo("Re-run apply to finish: it never creates anything twice.", err=True)
+        dog = _deadline_passed()
+        if dog is not None:
+            click.echo(f"Error: {dog.message()}", err=True)
+    elif any(r.failed or r.not_started for r in reports):
+        click.echo("Re-run apply after fixing the cause: finished work is not redone.", err=True)
+    return code
+
+
+def _stack_apply_summary(run: StackRun) -> str:
+    outcome = run.value
+    if not outcome.plan.has_changes:
+        return "no changes"
+    report = outcome.report
+    done = sum(1 for r in report.results if r.status == "done")
+    return _apply_summary(report, done)
+
+
+def _drift_stacks(
+    paths: list[Path],
+    fmt: str,
+    output: Path | None,
+    unmanaged: str,
+    api_url: str | None,
+    emulator_db: str | None,
+    timeout: float,
+) -> int:
+    runs = load_stacks(paths)
+    connect = _connect_options(api_url, emulator_db, timeout)
+    verbose = click.get_current_context().obj.get("verbose", 0)
+
+    denied: dict[str, str] = {}  # stack -> its policies' verdicts, when one denies
+
+    def job(run: StackRun, _stop: threading.Event) -> int:
+        assert run.desired is not None
+        with open_backend(run.desired, connect) as backend:
+            printer = _phase_printer(f"{run.stack}: ", None, verbose)
+            run.value = Engine(run.desired, backend, on_phase=printer).drift(unmanaged=unmanaged)
+        policies = policy_run(run.desired)  # each stack's own `policies:`
+        verdicts = judge_document(policies, run.value.to_dict()) if policies else None
+        if verdicts is not None and verdicts.blocking():
+            denied[run.stack] = render_verdicts(verdicts)
+            return EXIT_CHANGES
+        return EXIT_OK if run.value.in_sync else EXIT_CHANGES
+
+    _run_several(runs, job)
+    for stack, verdicts in sorted(denied.items()):
+        click.echo(f"Stack {stack}:\n{verdicts}", err=True, nl=False)
+    code = most_severe(run.code for run in runs)
+    if fmt == "json":
+        text = render_stacks_json(runs, "drift", lambda r: r.value.to_dict(), code)
+    elif fmt == "markdown":
+        text = render_drifts_markdown(runs, lambda r: render_drift_markdown(r.value))
+    elif fmt == "junit":
+        text = render_drifts_junit(runs, lambda r: render_drift_junit(r.value, seconds=r.seconds))
+    else:
+        found = lambda r: "in sync" if r.value.in_sync else f"{len(r.value.items)} finding(s)"  # noqa: E731
+        text = render_stacks_text(runs, lambda r: render_drift_text(r.value) + "\n", found)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        drifted = sum(1 for r in runs if r.code == EXIT_CHANGES)
+        click.echo(
+            f"Drift report of {len(runs)} stacks written to {output}: {drifted} with drift.",
+            err=True,
+        )
+    else:
+        click.echo(text, nl=False)
+    if fmt != "text" or output is not None:
+        _echo_stack_errors(runs)
+    return code
+
+
 @cli.command(
     epilog=_epilog(
-        "voltage-iac drift wallets.yaml --format junit --output drift.xml",
+        "voltage-iac drift wallets.yaml --format junit --output drift.xml\n"
+        "  voltage-iac drift stacks/payments stacks/treasury --format markdown",
         _ENV_API,
-        _EXITS_BASE + "\n  2 drift found",
+        _EXITS_BASE + "\n  2 drift found" + _EXITS_STACKS,
     )
 )
-@_config_path
+@_config_paths
 @click.option(
     "--format",
     "fmt",
@@ -744,7 +1210,7 @@ def _finish(report: ApplyReport, color: bool, desired: DesiredState | None = Non
 @_policy_option
 @_backend_options
 def drift(
-    path: Path,
+    paths: tuple[Path, ...],
     fmt: str,
     output: Path | None,
     unmanaged: str,
@@ -757,7 +1223,14 @@ def drift(
 
     Exit 0 in sync, 2 drift found; an error is never 2 (1 API or network, 3 invalid
     configuration, 4 authentication refused).
+
+    Several paths check several stacks at once: one report with a section per stack
+    (JUnit: a test suite per stack), and the most severe exit code.
     """
+    if len(require_paths(paths, "drift")) > 1:
+        refuse_with_several(paths, **{"--policy": policy_paths})
+        return _drift_stacks(list(paths), fmt, output, unmanaged, api_url, emulator_db, timeout)
+    [path] = paths
     desired = load_config(path)
     policies = policy_run(desired, policy_paths)
     started = time.monotonic()

@@ -39,7 +39,7 @@ from voltage_iac.kinds.base import Operation
 from voltage_iac.locking import DEFAULT_WAIT, stack_lock
 from voltage_iac.model import DesiredState, LiveState
 from voltage_iac.plan import Action, Change, Plan, PolicyResult
-from voltage_iac.policy import PolicyRun, judge
+from voltage_iac.policy import PolicyRun, judge, policy_run
 from voltage_iac.providers.base import Backend
 from voltage_iac.stale import ReviewedPlan, stale_differences
 
@@ -91,6 +91,9 @@ class ApplyOptions:
     lock_wait: float = DEFAULT_WAIT
     #: the Rego policies judging the plan, with the overrides the review recorded
     policies: PolicyRun | None = None
+    #: set by another thread to stop new changes from starting, as Ctrl-C does (an apply
+    #: of several stacks at once, where only the main thread sees Ctrl-C)
+    stop: threading.Event | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -105,6 +108,21 @@ class ApplyEvents:
     on_notice: Callable[[str], None] | None = None  # e.g. waiting for another apply
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One finished step of the workflow, for the caller's timings (`-v`).
+
+    `name` is "read" (count: live objects read), "diff" (count: changes planned) or
+    "apply" (count: changes carried out); `requests` is the backend's request count
+    for the step when the backend keeps one."""
+
+    name: str
+    seconds: float
+    count: int
+    requests: int | None = None
+    per_kind: tuple[tuple[str, int], ...] = ()  # read: objects of each kind
+
+
 @dataclass
 class ApplyOutcome:
     plan: Plan
@@ -114,9 +132,34 @@ class ApplyOutcome:
 class Engine:
     """The workflow over one configuration and one open backend."""
 
-    def __init__(self, desired: DesiredState, backend: Backend) -> None:
+    def __init__(
+        self,
+        desired: DesiredState,
+        backend: Backend,
+        *,
+        on_phase: Callable[[Phase], None] | None = None,
+    ) -> None:
         self.desired = desired
         self.backend = backend
+        self.on_phase = on_phase
+
+    def _requests(self) -> int | None:
+        count = getattr(self.backend, "request_count", None)
+        return count if isinstance(count, int) else None
+
+    def _phase(
+        self,
+        name: str,
+        started: float,
+        count: int,
+        requests_before: int | None,
+        per_kind: tuple[tuple[str, int], ...] = (),
+    ) -> None:
+        if self.on_phase is None:
+            return
+        after = self._requests()
+        spent = None if after is None or requests_before is None else after - requests_before
+        self.on_phase(Phase(name, time.monotonic() - started, count, spent, per_kind))
 
     def describe(self) -> str:
         return self.backend.describe()
@@ -124,7 +167,12 @@ class Engine:
     # -- reading ---------------------------------------------------------------------------
     def read(self) -> LiveState:
         """The live state, all or nothing."""
-        return self.backend.read(self.desired)
+        started, before = time.monotonic(), self._requests()
+        live = self.backend.read(self.desired)
+        if self.on_phase is not None:
+            per_kind = tuple((kind, len(objs)) for kind, objs in sorted(live.resources.items()))
+            self._phase("read", started, sum(n for _, n in per_kind), before, per_kind)
+        return live
 
     def plan(
         self,
@@ -145,14 +193,22 @@ class Engine:
         force: bool = False,
         policies: PolicyRun | None = None,
     ) -> Plan:
+        the_plan = self._diff(live, targets)
+        the_plan = dataclasses.replace(the_plan, force=force) if force else the_plan
+        # The configuration's own policies judge every plan, whoever asks for it; a
+        # caller passes a PolicyRun only to add paths or reviewed overrides.
+        return judge(the_plan, policies if policies is not None else policy_run(self.desired))
+
+    def _diff(self, live: LiveState, targets: Sequence[str]) -> Plan:
+        started = time.monotonic()
         the_plan = diff(self.desired, live, targets=list(targets) or None)
         self._check_targets(targets, the_plan)
-        the_plan = dataclasses.replace(the_plan, force=force) if force else the_plan
-        return judge(the_plan, policies)
+        self._phase("diff", started, len(the_plan.actionable), None)
+        return the_plan
 
     def drift(self, *, unmanaged: str = "report") -> DriftReport:
         live = self.read()
-        return detect_drift(self.desired, live, self._plan(live, ()), unmanaged=unmanaged)
+        return detect_drift(self.desired, live, self._diff(live, ()), unmanaged=unmanaged)
 
     def import_wallets(self, environment: str) -> tuple[str, list[str]]:
         return import_wallets(self.desired, self.read(), environment)
@@ -214,7 +270,9 @@ class Engine:
         if events.confirm is not None:
             events.confirm(the_plan)
         stop_at = None if options.time_limit is None else time.monotonic() + options.time_limit
-        report = self._execute(the_plan, options.parallelism, events, stop_at)
+        started, before = time.monotonic(), self._requests()
+        report = self._execute(the_plan, options.parallelism, events, stop_at, options.stop)
+        self._phase("apply", started, len(report.results), before)
         return ApplyOutcome(the_plan, report)
 
     def _review_gate(self, fresh: Plan, options: ApplyOptions) -> None:
@@ -235,7 +293,12 @@ class Engine:
             )
 
     def _execute(
-        self, the_plan: Plan, parallelism: int, events: ApplyEvents, stop_at: float | None
+        self,
+        the_plan: Plan,
+        parallelism: int,
+        events: ApplyEvents,
+        stop_at: float | None,
+        halt: threading.Event | None = None,
     ) -> ApplyReport:
         stop = threading.Event()
         lock = threading.Lock()
@@ -288,6 +351,8 @@ class Engine:
                 while True:
                     if stop_at is not None and time.monotonic() >= stop_at:
                         stop.set()
+                    if halt is not None and halt.is_set():
+                        stop.set()
                     with state:
                         index = None if stop.is_set() else next(cursor, None)
                         if index is None:
@@ -330,6 +395,8 @@ class Engine:
                         break
                 except KeyboardInterrupt:
                     continue
+        if halt is not None and halt.is_set() and len(results) < len(changes):
+            report.interrupted = True
 
         for index, change in enumerate(changes):
             result = results.get(index)

@@ -351,6 +351,11 @@ class LnbitsProvider:
     def describe(self) -> str:
         return f"LNbits at {self.url}"
 
+    @property
+    def request_count(self) -> int:
+        """Requests sent so far, retries included (for the timings of `-v`)."""
+        return self._http.request_count
+
     def close(self) -> None:
         self._http.close()
 

@@ -151,6 +151,11 @@ class VoltageProvider:
     def describe(self) -> str:
         return self._description
 
+    @property
+    def request_count(self) -> int:
+        """Requests sent so far, retries included (for the timings of `-v`)."""
+        return self.client.request_count
+
     def close(self) -> None:
         self.client.close()
 
