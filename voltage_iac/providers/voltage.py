@@ -42,6 +42,7 @@ from voltage_iac.model import (
     DesiredState,
     LineOfCreditSummary,
     LiveState,
+    Ownership,
     canonical_uuid,
     frozen_map,
     same_network,
@@ -160,30 +161,28 @@ class VoltageProvider:
         wallets: list[LiveWallet] = []
         seen_ids: set[str] = set()
         env_ids = [env.id for env in desired.environments.values()]
+        shared: dict[str, str] = {}  # one string per repeated id (environment, line, stack)
         for env in desired.environments.values():
-            raw = self.client.list_wallets(org, env.id, inactive=True)
-            if isinstance(raw, list):
-                self._env_sizes[env.id] = len(raw)
-            if not isinstance(raw, list):
-                raise MalformedResponseError(
-                    f"list wallets of environment {env.name} ({env.id}): expected a JSON array"
-                )
-            for item in raw:
-                with _context(f"list wallets of environment {env.name} ({env.id})"):
-                    wallet = parse_wallet(item)
-                if wallet.environment_id != env.id:
+            listing = f"list wallets of environment {env.name} ({env.id})"
+
+            def take(item: dict[str, Any], env_id: str = env.id, listing: str = listing) -> None:
+                with _context(listing):
+                    wallet = parse_wallet(item, shared)
+                if wallet.environment_id != env_id:
                     raise MalformedResponseError(
-                        f"list wallets of environment {env.name} ({env.id}): wallet {wallet.id} "
-                        f"belongs to environment {wallet.environment_id}"
+                        f"{listing}: wallet {wallet.id} belongs to environment "
+                        f"{wallet.environment_id}"
                     )
                 if wallet.id in seen_ids:
                     # Listed twice, a wallet would look like a leftover of its own replacement.
                     raise MalformedResponseError(
-                        f"list wallets of environment {env.name} ({env.id}): wallet {wallet.id} "
-                        "is listed more than once"
+                        f"{listing}: wallet {wallet.id} is listed more than once"
                     )
                 seen_ids.add(wallet.id)
                 wallets.append(wallet)
+
+            # Parsed one wallet at a time: the listing is never held whole as JSON.
+            self._env_sizes[env.id] = self.client.scan_wallets(org, env.id, take, inactive=True)
         wallets = self._with_policies(desired, wallets)
         summaries: dict[str, LineOfCreditSummary] = {}
         if env_ids:
@@ -543,8 +542,11 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def parse_wallet(data: Any) -> LiveWallet:
-    """A contract `Wallet` object -> LiveWallet (ownership labels split off)."""
+def parse_wallet(data: Any, shared: dict[str, str] | None = None) -> LiveWallet:
+    """A contract `Wallet` object -> LiveWallet (ownership labels split off).
+
+    `shared`, when given, keeps one string for each environment id, line-of-credit id,
+    network and stack name seen, instead of one per wallet (a large listing's memory)."""
     if not isinstance(data, dict):
         raise MalformedResponseError("wallet: expected a JSON object")
     wallet_id = _uuid(_require(data, "id", str, "wallet"), "wallet id")
@@ -574,12 +576,22 @@ def parse_wallet(data: Any) -> LiveWallet:
     balances = data.get("balances")
     if not isinstance(balances, list):
         raise MalformedResponseError(f"{what}: field 'balances' is missing or not an array")
+    line_id = _uuid(loc, what) if loc is not None else None
+    if shared is not None:
+        env = shared.setdefault(env, env)
+        network = shared.setdefault(network, network)
+        if line_id is not None:
+            line_id = shared.setdefault(line_id, line_id)
+        if owner is not None and owner.stack in shared:
+            owner = Ownership(shared[owner.stack], owner.key, owner.generation)
+        elif owner is not None:
+            shared[owner.stack] = owner.stack
     return LiveWallet(
         id=wallet_id,
         name=name,
         environment_id=env,
         network=network,
-        line_of_credit_id=_uuid(loc, what) if loc is not None else None,
+        line_of_credit_id=line_id,
         limit=limit,
         metadata=frozen_map(user_metadata),
         active=active,
