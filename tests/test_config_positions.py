@@ -94,3 +94,28 @@ def test_problems_across_files_are_located_as_in_one_file(tmp_path: Path) -> Non
     assert (same.line, same.column) == (issue.line + head_lines, issue.column)
     assert same.message.split(" (")[0] == issue.message.split(" (")[0]
     assert same.message.endswith("(<string>:11)")
+
+
+GOOD = Path(__file__).parent / "configs" / "good"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*GOOD.iterdir(), *EXAMPLES.glob("*.yaml")]),
+    ids=lambda p: p.name,
+)
+def test_the_digest_is_the_hash_of_the_whole_canonical_document(path: Path) -> None:
+    """The digest is hashed an entry at a time; it is the sha256 of the canonical JSON of
+    the whole state, so digests recorded in plan files stay valid."""
+    import hashlib
+    import json
+
+    from voltage_iac.config import build
+
+    state = load_config(path, environ={"VOLTAGE_ORGANIZATION_ID": ORG, "REGION": "EU"})
+    whole = json.dumps(
+        build._canonical(state), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
+    assert state.digest == hashlib.sha256(whole.encode("ascii")).hexdigest()
+    assert state.digest == build.state_digest(state)
