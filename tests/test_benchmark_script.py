@@ -71,9 +71,9 @@ def test_quick_benchmark_completes_and_reports_numbers(tmp_path: Path) -> None:
         (5, 5),
         (50, 5),
     }
-    # One listing for the one environment plus one line-of-credit summaries call,
-    # whatever the number of wallets.
-    assert {row["requests"] for row in plain} == {2}
+    # One listing of wallets and one of webhooks for the one environment, plus one
+    # line-of-credit summaries call, whatever the number of wallets.
+    assert {row["requests"] for row in plain} == {3}
     assert results["plan_requests_independent_of_wallets"] is True
     for row in results["plan"]:
         assert row["seconds_median"] > 0
@@ -81,7 +81,7 @@ def test_quick_benchmark_completes_and_reports_numbers(tmp_path: Path) -> None:
 
     # Wallets whose configuration manages policies cost one policies read each.
     (with_policies,) = [row for row in results["plan"] if row["policies"]]
-    assert with_policies["requests"] == 2 + with_policies["wallets"]
+    assert with_policies["requests"] == 3 + with_policies["wallets"]
 
     by_parallelism = {row["parallelism"]: row for row in results["apply"]}
     assert set(by_parallelism) == {1, 16}
@@ -90,10 +90,10 @@ def test_quick_benchmark_completes_and_reports_numbers(tmp_path: Path) -> None:
         assert row["converged"] is True
         assert row["requests"] > 8  # every create, and at least one read confirming it
         assert row["seconds"] > 0
-    # one at a time, each create is confirmed by its own read; in parallel, the creates
-    # waiting in the environment share its listings
-    assert by_parallelism[1]["requests"] >= 2 * 8
-    assert by_parallelism[16]["requests"] < by_parallelism[1]["requests"]
+    # each create is sent once and confirmed from environment listings shared by the
+    # creates waiting to show (the worker that sent one goes on to the next meanwhile)
+    for row in by_parallelism.values():
+        assert 8 < row["requests"] <= 2 * 8
     assert results["apply_speedup"] > 0
     assert "speed-up, parallelism 16 over 1" in done.stderr
 
@@ -104,7 +104,7 @@ def test_quick_benchmark_completes_and_reports_numbers(tmp_path: Path) -> None:
     for (wallets, latency), row in peer.items():
         assert row["requests"] == wallets and row["parallelism"] == 10
         [plan_row] = [r for r in plain if (r["wallets"], r["latency_ms"]) == (wallets, latency)]
-        assert row["plan_requests"] == plan_row["requests"] == 2
+        assert row["plan_requests"] == plan_row["requests"] == 3
         assert row["plan_seconds_median"] == plan_row["seconds_median"]
         assert row["ratio"] == row["seconds_median"] / row["plan_seconds_median"] > 0
         assert (
