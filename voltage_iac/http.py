@@ -557,6 +557,11 @@ class HttpCore:
                 if 200 <= status < 300:
                     if read_body:
                         body = _read_capped(response, max_body_bytes, deadline_at)
+                    else:
+                        # Read to its end and drop it, so that the connection is kept
+                        # for the next request; the status already says what happened.
+                        with contextlib.suppress(*_UNREADABLE_ERROR_BODY, _BodyTooLarge):
+                            _read_capped(response, MAX_ERROR_BODY_BYTES, deadline_at)
                 else:
                     try:
                         body = _read_capped(response, MAX_ERROR_BODY_BYTES, deadline_at)
