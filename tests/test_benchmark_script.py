@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "bench_plan_apply.py"
 
@@ -94,6 +96,11 @@ def test_quick_benchmark_completes_and_reports_numbers(tmp_path: Path) -> None:
     # creates waiting to show (the worker that sent one goes on to the next meanwhile)
     for row in by_parallelism.values():
         assert 8 < row["requests"] <= 2 * 8
+        # the round-trip bound with the requests actually sent, and the time over it
+        assert row["bound_seconds"] == pytest.approx(
+            8 / row["parallelism"] * row["requests"] / 8 * 5 / 1000
+        )
+        assert row["bound_ratio"] == pytest.approx(row["seconds"] / row["bound_seconds"])
     assert results["apply_speedup"] > 0
     assert "speed-up, parallelism 16 over 1" in done.stderr
 
