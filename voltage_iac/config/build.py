@@ -178,8 +178,12 @@ def state_digest(state: DesiredState) -> str:
     return digest.hexdigest()
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """`json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`."""
+    return _ENCODER.encode(value)
 
 
 def _canonical_text(state: DesiredState) -> Iterator[str]:

@@ -72,8 +72,8 @@ class VisibilityTimeout(VoltageIacError):
 #: most this many wallets; past it, one GET per created wallet is cheaper than listings.
 LISTING_CONFIRM_MAX_WALLETS = 5_000
 _CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-#: Shortest time between the starts of two confirming listings of one environment (more
-#: when a listing takes longer: then they are at most every other moment).
+#: Shortest time between the starts of two confirming listings of one environment; when a
+#: listing takes longer than this, the next starts once it is done.
 LISTING_MIN_INTERVAL = 0.25
 
 
@@ -97,7 +97,7 @@ class _SharedListings:
         self._state = threading.Condition()
         self._snapshots: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
         self._fetching: set[str] = set()
-        self._next_start: dict[str, float] = {}  # no listing of the environment before
+        self._next_start: dict[str, float] = {}  # per environment: no listing before then
 
     def lookup(self, env_id: str, wallet_id: str, *, since: float) -> dict[str, Any] | None:
         with self._state:
