@@ -564,6 +564,8 @@ def _require(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], 
 
 
 def _uuid(value: Any, what: str) -> str:
+    if isinstance(value, str) and _CANONICAL_ID.fullmatch(value):
+        return value  # already as canonical_uuid spells it (the API's answers are)
     canonical = canonical_uuid(value)
     if canonical is None:
         raise MalformedResponseError(f"{what}: {value!r} is not a UUID")
