@@ -116,6 +116,9 @@ def test_valid_listings_give_the_same_wallets(
         b"[" + b"[" * 100_000 + b"]" * 100_000 + b"]",
         b'[{"id": "\xff"}]',
         b"[NaN]",
+        b"[0.0]",
+        b"[1e5, -0.25, 12345678901234567890.5e-3]",
+        b'[{"id": "a"}, -Infinity]',
     ],
 )
 def test_bad_listings_give_the_same_error(

@@ -71,6 +71,7 @@ _EXCERPT_CHARS = 200
 
 # What json.loads skips between values, and its decoder (the same rules: NaN accepted).
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER_GOES_ON = re.compile(r"[0-9.eE+\-]*")  # what could still belong to a number
 _DECODER = json.JSONDecoder()
 
 _AUTH_HINTS = {
@@ -922,8 +923,12 @@ class _Window:
                     raise
                 index -= self._more(index)
                 continue
-            if end == len(self.text) and not self.exhausted:
-                index -= self._more(index)  # a number may go on in the next piece
+            if not self.exhausted and (
+                end == len(self.text)
+                or (type(value) in (int, float) and _NUMBER_GOES_ON.fullmatch(self.text, end))
+            ):
+                # a number cut at the end of a piece (`0.` of `0.5`) may go on in the next
+                index -= self._more(index)
                 continue
             return value, end
 
