@@ -28,9 +28,11 @@ What it guarantees to its callers:
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import random as _random_module
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -66,6 +68,11 @@ MAX_LISTING_BYTES = 256 * 1024 * 1024
 logger = logging.getLogger("voltage_iac.client")
 
 _EXCERPT_CHARS = 200
+
+# What json.loads skips between values, and its decoder (the same rules: NaN accepted).
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER_GOES_ON = re.compile(r"[0-9.eE+\-]*")  # what could still belong to a number
+_DECODER = json.JSONDecoder()
 
 _AUTH_HINTS = {
     401: (
@@ -254,6 +261,40 @@ class VoltageClient:
             listing=True,
         )
         return self._expect_list_of_objects(data, f"list wallets of environment {environment_id}")
+
+    def scan_wallets(
+        self,
+        org: str,
+        environment_id: str,
+        each: Callable[[dict[str, Any]], None],
+        *,
+        inactive: bool,
+    ) -> int:
+        """Every wallet of one environment, like `list_wallets`, handed to `each` one at a
+        time as the answer is parsed: a listing of 100,000 wallets is never held as one
+        JSON tree beside what `each` makes of it. Returns the number of wallets.
+
+        The answer is checked as `list_wallets` checks it, and refused with the same
+        errors first: not JSON, not an array, an item that is not an object. Only then is
+        the first error raised by `each` re-raised (after it, `each` is not called again)."""
+        operation = f"list wallets of environment {environment_id}"
+        found: list[int] = []
+
+        def parse(answer: Answer) -> None:
+            found.append(self._scan_listing(answer, operation, each))
+
+        self._request(
+            "GET",
+            _path("organizations", org, "wallets"),
+            operation,
+            params=[
+                ("environment_id", environment_id),
+                ("inactive", "true" if inactive else "false"),
+            ],
+            listing=True,
+            parse=parse,
+        )
+        return found[0]
 
     def get_wallet(self, org: str, wallet_id: str) -> dict[str, Any] | None:
         """One wallet, or None when the API says it does not exist (404)."""
@@ -476,6 +517,7 @@ class VoltageClient:
         body: Any = None,
         listing: bool = False,
         secret_answer: bool = False,
+        parse: Callable[[Answer], Any] | None = None,
     ) -> Any:
         """Send one logical request through the core; return the parsed JSON body of a
         read (None for a write). `secret_answer`: a write whose answer carries a secret
@@ -504,6 +546,8 @@ class VoltageClient:
                 return self._parse_secret(answer, operation)
             if is_write:
                 return None
+            if parse is not None and not answer.too_large and answer.body is not None:
+                return parse(answer)
             return self._parse_success(answer, operation, cap)
         if status == 429:
             raise self._api_error(answer, operation, suffix=f", {_attempts(answer.attempts)}")
@@ -547,6 +591,75 @@ class VoltageClient:
                 f"{self._scrub(_excerpt(answer.body))}",
                 answer=answer,
             ) from None
+
+    def _scan_listing(
+        self,
+        answer: Answer,
+        operation: str,
+        each: Callable[[dict[str, Any]], None],
+    ) -> int:
+        """Parse a JSON array of objects one item at a time (see `scan_wallets`): the
+        text is decoded a piece at a time too, so the body is never held twice."""
+        body = answer.body or b""
+
+        def not_json() -> ApiError:
+            return self._error(
+                MalformedResponseError,
+                f"{operation}: the answer (HTTP {answer.status}) is not JSON: "
+                f"{self._scrub(_excerpt(body))}",
+                answer=answer,
+            )
+
+        count = 0
+        not_object: ApiError | None = None
+        failed: Exception | None = None
+        try:
+            # decoded as json.loads decodes bytes (UTF-8, -16 or -32, a UTF-8 BOM skipped)
+            window = _Window(body, json.detect_encoding(body))
+            index = window.next_value(0)
+            if not window.text.startswith("[", index):
+                # not an array: the whole answer, checked as `list_wallets` checks it
+                data = json.loads(window.rest())
+                for item in self._expect_list_of_objects(data, operation):
+                    each(item)
+                return len(data)
+            index = window.next_value(index + 1)
+            if window.text.startswith("]", index):
+                index += 1
+            else:
+                while True:
+                    item, index = window.decode(index)
+                    if not isinstance(item, dict):
+                        if not_object is None:
+                            not_object = self._error(
+                                MalformedResponseError,
+                                f"{operation}: item {count} of the answer is "
+                                f"{_json_kind(item)}, not a JSON object",
+                            )
+                    elif not_object is None and failed is None:
+                        try:
+                            each(item)
+                        except Exception as exc:  # raised once the answer is checked
+                            failed = exc
+                    del item
+                    count += 1
+                    index = window.next_value(index)
+                    if window.text.startswith(",", index):
+                        index = window.next_value(index + 1)
+                        continue
+                    if window.text.startswith("]", index):
+                        index += 1
+                        break
+                    raise ValueError("expected ',' or ']'")
+            if window.next_value(index) != len(window.text):
+                raise ValueError("extra data after the array")
+        except (ValueError, LookupError, RecursionError):
+            raise not_json() from None
+        if not_object is not None:
+            raise not_object
+        if failed is not None:
+            raise failed
+        return count
 
     def _parse_secret(self, answer: Answer, operation: str) -> Secret:
         """The `shared_secret` of a `WebhookPlainSecret` answer, wrapped at once. Errors
@@ -764,6 +877,66 @@ def _short(text: str | None, limit: int = 300) -> str:
         return ""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Window:
+    """JSON text decoded from bytes a piece at a time. `text` holds the decoded text not
+    yet consumed; indexes given out are into `text` and shift when a piece is added."""
+
+    PIECE = 1 << 20  # bytes decoded at a time (more when one value is larger)
+
+    def __init__(self, body: bytes, encoding: str) -> None:
+        self._view = memoryview(body)
+        self._at = 0
+        self._decode = codecs.getincrementaldecoder(encoding)("surrogatepass").decode
+        self.text = ""
+        self._more(0)
+
+    @property
+    def exhausted(self) -> bool:
+        return self._at >= len(self._view)
+
+    def _more(self, keep_from: int) -> int:
+        """Drop the text before `keep_from`, decode the next piece; returns the shift."""
+        size = max(self.PIECE, len(self.text) - keep_from)
+        piece = self._view[self._at : self._at + size]
+        self._at += len(piece)
+        self.text = self.text[keep_from:] + self._decode(piece, final=self.exhausted)
+        return keep_from
+
+    def next_value(self, index: int) -> int:
+        """Where the next non-space character is (or the end, once everything is read)."""
+        while True:
+            match = _JSON_SPACE.match(self.text, index)
+            index = match.end() if match else index
+            if index < len(self.text) or self.exhausted:
+                return index
+            index -= self._more(index)
+
+    def decode(self, index: int) -> tuple[Any, int]:
+        """The JSON value at `index` (a value cut at the end of a piece is read whole)."""
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, index)
+            except ValueError:
+                if self.exhausted:
+                    raise
+                index -= self._more(index)
+                continue
+            if not self.exhausted and (
+                end == len(self.text)
+                or (type(value) in (int, float) and _NUMBER_GOES_ON.fullmatch(self.text, end))
+            ):
+                # a number cut at the end of a piece (`0.` of `0.5`) may go on in the next
+                index -= self._more(index)
+                continue
+            return value, end
+
+    def rest(self) -> str:
+        """Every remaining character (from the start when nothing was consumed)."""
+        while not self.exhausted:
+            self._more(0)
+        return self.text
 
 
 def _excerpt(body: bytes) -> str:

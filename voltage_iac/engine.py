@@ -17,6 +17,8 @@ failure or interruption finishes the job without duplicates.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +42,7 @@ from voltage_iac.locking import DEFAULT_WAIT, stack_lock
 from voltage_iac.model import DesiredState, LiveState
 from voltage_iac.plan import Action, Change, Plan, PolicyResult
 from voltage_iac.policy import PolicyRun, judge, policy_run
-from voltage_iac.providers.base import Backend
+from voltage_iac.providers.base import Backend, Deferring
 from voltage_iac.stale import ReviewedPlan, stale_differences
 
 
@@ -305,46 +307,86 @@ class Engine:
         report_lock = threading.Lock()
         changes = list(the_plan.actionable)
         report = ApplyReport()
+        # A backend that can leave the wait for a change to show for later (`Deferring`)
+        # gets it back: the worker that sent the change's writes goes on to the next
+        # change, and one of `parallelism` confirming threads waits for it to show. So
+        # `parallelism` changes send writes at a time, and waits do not hold them back.
+        deferring = isinstance(self.backend, Deferring)
 
-        def run(change: Change) -> OperationResult:
+        def start(change: Change) -> Callable[[], OperationResult]:
+            """Send a change's writes; the function returned waits until they show and
+            gives the change's result (it never raises)."""
             if events.on_start is not None:
                 events.on_start(change)
             started = time.monotonic()
+            finish: Callable[[], str | None]
             try:
-                result_id = self._run_change(the_plan, change)
-            except VoltageIacError as exc:
-                result = OperationResult(
-                    change.key, change.action.value, "failed", change.id, str(exc), kind=change.kind
-                )
-            except Exception as exc:  # a bug must not hide the other operations' results
-                result = OperationResult(
-                    change.key,
-                    change.action.value,
-                    "failed",
-                    change.id,
-                    f"unexpected error: {type(exc).__name__}: {exc}",
-                    kind=change.kind,
-                )
-            else:
-                result = OperationResult(
-                    change.key, change.action.value, "done", result_id, kind=change.kind
-                )
-            result.seconds = time.monotonic() - started
-            if events.on_result is not None:
-                with report_lock:
-                    events.on_result(result)
-            return result
+                finish = self._begin_change(the_plan, change, defer=deferring)
+            except Exception as exc:  # reported by the result, as an error of the wait is
+                error = exc
+
+                def finish() -> str | None:
+                    raise error
+
+            def complete() -> OperationResult:
+                try:
+                    result_id = finish()
+                except VoltageIacError as exc:
+                    result = OperationResult(
+                        change.key,
+                        change.action.value,
+                        "failed",
+                        change.id,
+                        str(exc),
+                        kind=change.kind,
+                    )
+                except Exception as exc:  # a bug must not hide the other operations' results
+                    result = OperationResult(
+                        change.key,
+                        change.action.value,
+                        "failed",
+                        change.id,
+                        f"unexpected error: {type(exc).__name__}: {exc}",
+                        kind=change.kind,
+                    )
+                else:
+                    result = OperationResult(
+                        change.key, change.action.value, "done", result_id, kind=change.kind
+                    )
+                result.seconds = time.monotonic() - started
+                if events.on_result is not None:
+                    with report_lock:
+                        events.on_result(result)
+                return result
+
+            return complete
 
         # Workers take the next change from a shared cursor; the main thread only waits,
-        # so a Ctrl-C there can never lose track of a running change (each worker records
-        # its own result), and each completion costs O(1).
+        # so a Ctrl-C there can never lose track of a running change (each worker or
+        # confirming thread records its own result), and each completion costs O(1).
         results: dict[int, OperationResult] = {}
         cursor = iter(range(len(changes)))
         in_flight: set[int] = set()
         state = threading.Condition(lock)
+        waiting: queue.SimpleQueue[tuple[int, Callable[[], OperationResult]] | None]
+        waiting = queue.SimpleQueue()
 
-        alive = [0]  # workers not finished yet (under `state`)
+        alive = [0]  # worker and confirming threads not finished yet (under `state`)
+        sending = [0]  # workers not finished yet (under `state`)
         finished = threading.Event()
+
+        def record(index: int, complete: Callable[[], OperationResult]) -> None:
+            try:
+                results[index] = complete()
+            finally:
+                with state:
+                    in_flight.discard(index)
+
+        def done_thread() -> None:
+            with state:
+                alive[0] -= 1
+                if alive[0] == 0:
+                    finished.set()
 
         def worker() -> None:
             try:
@@ -359,23 +401,45 @@ class Engine:
                             return
                         in_flight.add(index)
                     try:
-                        results[index] = run(changes[index])
-                    finally:
+                        complete = start(changes[index])
+                    except BaseException:
                         with state:
                             in_flight.discard(index)
+                        raise
+                    if deferring:
+                        waiting.put((index, complete))
+                    else:
+                        record(index, complete)
             finally:
                 with state:
-                    alive[0] -= 1
-                    if alive[0] == 0:
-                        finished.set()
+                    sending[0] -= 1
+                    last_sender = sending[0] == 0
+                if last_sender and deferring:
+                    for _ in range(confirmers):
+                        waiting.put(None)  # after every queued wait: each confirmer stops
+                done_thread()
+
+        def confirmer() -> None:
+            try:
+                while True:
+                    item = waiting.get()
+                    if item is None:
+                        return
+                    record(*item)
+            finally:
+                done_thread()
 
         count = min(parallelism, len(changes))
+        confirmers = count if deferring else 0
         if count == 0:
             finished.set()
-        alive[0] = count
+        alive[0] = count + confirmers
+        sending[0] = count
         # Never Thread.join here: a join interrupted by Ctrl-C can leave a running thread
-        # looking finished. The main thread waits on an event the workers set.
+        # looking finished. The main thread waits on an event the threads set.
         try:
+            for n in range(confirmers):
+                threading.Thread(target=confirmer, name=f"apply-wait-{n}", daemon=True).start()
             for n in range(count):
                 threading.Thread(target=worker, name=f"apply-{n}", daemon=True).start()
             while not finished.wait(timeout=0.2):
@@ -407,16 +471,28 @@ class Engine:
             report.results.append(result)
         return report
 
-    def _run_change(self, the_plan: Plan, change: Change) -> str | None:
-        """Carry out one change's operations in order; the id it ends on."""
+    def _begin_change(
+        self, the_plan: Plan, change: Change, *, defer: bool
+    ) -> Callable[[], str | None]:
+        """Carry out one change's operations in order, each visible before the next is
+        sent; returns the function that gives the id the change ends on. With `defer`
+        (a `Deferring` backend), the last operation's wait to show is left to that
+        function."""
         kind = kinds.get(change.kind)
+        backend = self.backend
         created: str | None = None
         last: str | None = change.id
-        for operation in kind.operations(change, the_plan):
+        operations = kind.operations(change, the_plan)
+        for number, operation in enumerate(operations, 1):
             if operation.id is None and operation.verb != "create":
                 operation = dataclasses.replace(operation, id=created)
             try:
-                result = self.backend.execute(operation)
+                if defer and number == len(operations) and isinstance(backend, Deferring):
+                    wait = backend.begin(operation)
+                    return functools.partial(
+                        self._finish_change, change, operation, wait, created, last
+                    )
+                result = backend.execute(operation)
             except VoltageIacError as exc:
                 if change.action is Action.REPLACE and created is not None:
                     raise self._half_replaced(change, created, operation, exc) from exc
@@ -424,6 +500,27 @@ class Engine:
             if operation.verb == "create":
                 created = result
             last = result if result is not None else last
+        ends_on = created if change.action in (Action.CREATE, Action.REPLACE) else last
+        return lambda: ends_on
+
+    def _finish_change(
+        self,
+        change: Change,
+        operation: Operation,
+        wait: Callable[[], str | None],
+        created: str | None,
+        last: str | None,
+    ) -> str | None:
+        """The wait of a change's last operation, then the id the change ends on."""
+        try:
+            result = wait()
+        except VoltageIacError as exc:
+            if change.action is Action.REPLACE and created is not None:
+                raise self._half_replaced(change, created, operation, exc) from exc
+            raise
+        if operation.verb == "create":
+            created = result
+        last = result if result is not None else last
         return created if change.action in (Action.CREATE, Action.REPLACE) else last
 
     def _half_replaced(

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import io
 import logging
 import math
 import random as _random_module
@@ -556,6 +557,11 @@ class HttpCore:
                 if 200 <= status < 300:
                     if read_body:
                         body = _read_capped(response, max_body_bytes, deadline_at)
+                    else:
+                        # Read to its end and drop it, so that the connection is kept
+                        # for the next request; the status already says what happened.
+                        with contextlib.suppress(*_UNREADABLE_ERROR_BODY, _BodyTooLarge):
+                            _read_capped(response, MAX_ERROR_BODY_BYTES, deadline_at)
                 else:
                     try:
                         body = _read_capped(response, MAX_ERROR_BODY_BYTES, deadline_at)
@@ -698,16 +704,18 @@ def _read_capped(response: httpx.Response, limit: int, deadline_at: float) -> by
     declared = response.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         raise _BodyTooLarge
-    chunks: list[bytes] = []
+    # One growing buffer, handed out without a copy: a large listing is not held twice
+    # (as chunks and as their join).
+    buffer = io.BytesIO()
     total = 0
     for chunk in response.iter_bytes():
         total += len(chunk)
         if total > limit:
             raise _BodyTooLarge
-        chunks.append(chunk)
+        buffer.write(chunk)
         if time.monotonic() >= deadline_at:
             raise _DeadlinePassed
-    return b"".join(chunks)
+    return buffer.getvalue()
 
 
 def _attempts(count: int) -> str:

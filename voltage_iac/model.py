@@ -64,7 +64,7 @@ def frozen_map(data: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(sorted((data or {}).items())))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceRef:
     """Where a value was written in the configuration (for error messages)."""
 
@@ -93,7 +93,7 @@ class LineOfCredit:
     source: SourceRef | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ownership:
     """Who manages a live resource, as the backend records it."""
 

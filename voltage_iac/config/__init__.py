@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voltage_iac.config.build import check, state_digest
@@ -71,9 +72,11 @@ def _finish(
     environ: Mapping[str, str],
     *,
     fast: bool = True,
+    schema_checked: bool = False,
 ) -> DesiredState:
-    for doc in docs:
-        schema_issues(doc, issues, fast=fast)
+    if not schema_checked:
+        for doc in docs:
+            schema_issues(doc, issues, fast=fast)
     state = check(docs, issues, environ) if docs else None
     if issues.items or state is None:
         if not issues.items:  # every gap is reported above; this is a safety net
@@ -97,6 +100,50 @@ def load_config(
     """
     env = os.environ if environ is None else environ
     sources = config_files(path)
+    files = [shown for _, shown in sources]
+    issues = Issues()
+    docs: list[Doc] = []
+    slimmed = False
+    for file_path, shown in sources:
+        try:
+            text = decode(read_bytes(file_path))
+        except FileProblem as problem:
+            issues.add(shown, problem.line, problem.column, problem.message, problem.hint)
+            continue
+        doc = parse_text(text, shown, env, issues, fast=fast)
+        if doc is None:
+            continue
+        schema_issues(doc, issues, fast=fast)
+        if not issues.items:
+            # While every file so far is valid, a file keeps only the positions a valid
+            # configuration uses (where each entry is written): a large configuration
+            # then never holds the position of every value of every file at once.
+            _slim(doc)
+            slimmed = True
+        docs.append(doc)
+    if not slimmed:
+        return _finish(docs, files, issues, env, fast=fast, schema_checked=True)
+    if not issues.items:
+        state = check(docs, issues, env)
+        if state is not None and not issues.items:
+            return dataclasses.replace(state, digest=state_digest(state))
+    del docs
+    # Something is wrong: read every file again keeping every position, so that each
+    # problem is located exactly (a second reading, on errors only).
+    return _load_located(sources, env, fast=fast)
+
+
+def _slim(doc: Doc) -> None:
+    """Drop the positions below a section's entries (`wallets.KEY.name`, ...): only the
+    positions of the file, its sections and their entries are read when nothing is
+    wrong (each entry's `source`)."""
+    doc.locs = {path: loc for path, loc in doc.locs.items() if len(path) <= 2}
+
+
+def _load_located(
+    sources: list[tuple[Path, str]], env: Mapping[str, str], *, fast: bool
+) -> DesiredState:
+    """`load_config` keeping the position of every value of every file."""
     issues = Issues()
     docs: list[Doc] = []
     for file_path, shown in sources:

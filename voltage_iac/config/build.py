@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from voltage_iac import kinds
@@ -174,5 +174,52 @@ def state_digest(state: DesiredState) -> str:
     """sha256 (hex) over the canonical JSON of the desired state: sorted keys, no
     sources or file names, so comments, key order and file layout do not change it.
     A section added later is left out while it is empty, so existing digests stay."""
-    text = json.dumps(_canonical(state), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
+    digest = hashlib.sha256()
+    batch: list[str] = []
+    for piece in _canonical_text(state):
+        batch.append(piece)
+        if len(batch) >= 1024:
+            digest.update("".join(batch).encode("ascii"))
+            batch.clear()
+    digest.update("".join(batch).encode("ascii"))
+    return digest.hexdigest()
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _dumps(value: Any) -> str:
+    """`json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`."""
+    return _ENCODER.encode(value)
+
+
+def _canonical_text(state: DesiredState) -> Iterator[str]:
+    """The text of `_dumps(_canonical(state))`, an entry at a time: 100,000 wallets are
+    never held as one document (nor as one string) just to be hashed."""
+    fixed = {
+        "stack": state.stack,
+        "organization_id": state.organization_id,
+        "provider_kind": state.provider_kind,
+        "api_url": state.api_url,
+        "provider_options": dict(state.provider_options),
+        "guards": dataclasses.asdict(state.guards),
+        "ignore": list(state.ignore),
+    }
+    sections: dict[str, tuple[Section, Mapping[str, Any]]] = {}
+    for section in registry.sections():
+        entries = _section_entries(state, section.name)
+        if entries or section.digest_when_empty:
+            sections[section.name] = (section, entries)
+    yield "{"
+    for index, key in enumerate(sorted({*fixed, *sections})):
+        yield ("," if index else "") + _dumps(key) + ":"
+        if key not in sections:
+            yield _dumps(fixed[key])
+            continue
+        section, entries = sections[key]
+        yield "{"
+        for number, name in enumerate(sorted(entries)):
+            item = _dumps(section.canonical(entries[name]))
+            yield ("," if number else "") + _dumps(name) + ":" + item
+        yield "}"
+    yield "}"

@@ -96,7 +96,7 @@ class Policies:
         return body
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DesiredWallet:
     """One wallet as the configuration wants it.
 
@@ -120,7 +120,7 @@ class DesiredWallet:
     source: SourceRef | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveWallet:
     """One wallet as the backend reports it, reduced to the fields we manage.
 

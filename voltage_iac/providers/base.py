@@ -19,7 +19,7 @@ Contract for every implementation:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -79,6 +79,20 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Deferring(Protocol):
+    """A backend that can send an operation and leave the wait for it to show for later.
+
+    `begin(operation)` does what `execute` does up to the wait: it sends the writes (and
+    settles an unknown outcome by reading before sending again, as `execute` does) and
+    returns a function that waits until the change is visible, checks it, and returns
+    what `execute` would have returned. The engine calls that function before it counts
+    the change done; meanwhile it sends other changes' writes. `execute(op)` stays the
+    same as `begin(op)()`."""
+
+    def begin(self, operation: Operation) -> Callable[[], str | None]: ...
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -42,6 +43,7 @@ from voltage_iac.model import (
     DesiredState,
     LineOfCreditSummary,
     LiveState,
+    Ownership,
     canonical_uuid,
     frozen_map,
     same_network,
@@ -69,6 +71,10 @@ class VisibilityTimeout(VoltageIacError):
 #: Creates are confirmed from shared environment listings while an environment holds at
 #: most this many wallets; past it, one GET per created wallet is cheaper than listings.
 LISTING_CONFIRM_MAX_WALLETS = 5_000
+_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: Shortest time between the starts of two confirming listings of one environment; when a
+#: listing takes longer than this, the next starts once it is done.
+LISTING_MIN_INTERVAL = 0.25
 
 
 class _SharedListings:
@@ -79,12 +85,19 @@ class _SharedListings:
     many creates wait in an environment, each poll round costs one request for them all.
     A failed listing fails only the waiter that fetched it; the others fetch again."""
 
-    def __init__(self, fetch: Callable[[str], Any], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[str], Any],
+        clock: Callable[[], float],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._fetch = fetch
         self._clock = clock
+        self._sleep = sleep
         self._state = threading.Condition()
         self._snapshots: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
         self._fetching: set[str] = set()
+        self._next_start: dict[str, float] = {}  # per environment: no listing before then
 
     def lookup(self, env_id: str, wallet_id: str, *, since: float) -> dict[str, Any] | None:
         with self._state:
@@ -97,8 +110,16 @@ class _SharedListings:
                     break
                 self._state.wait(timeout=1.0)
         try:
+            # Listings are spaced: each one answers every create accepted before it
+            # started, so a pause between them costs a create a little waiting (its
+            # worker has moved on) and saves the API a listing of the whole environment.
+            pause = self._next_start.get(env_id, 0.0) - self._clock()
+            if pause > 0:
+                self._sleep(pause)
             started = self._clock()
             raw = self._fetch(env_id)
+            took = self._clock() - started
+            self._next_start[env_id] = started + max(LISTING_MIN_INTERVAL, took)
             if not isinstance(raw, list):
                 raise MalformedResponseError(
                     f"list wallets of environment {env_id}: expected a JSON array"
@@ -106,7 +127,10 @@ class _SharedListings:
             by_id: dict[str, dict[str, Any]] = {}
             for item in raw:
                 if isinstance(item, dict) and isinstance(item.get("id"), str):
-                    by_id[str(canonical_uuid(item["id"]) or item["id"])] = item
+                    raw_id = item["id"]
+                    if not _CANONICAL_ID.fullmatch(raw_id):  # most ids already are
+                        raw_id = canonical_uuid(raw_id) or raw_id
+                    by_id[raw_id] = item
             with self._state:
                 previous = self._snapshots.get(env_id)
                 if previous is None or previous[0] <= started:
@@ -144,6 +168,7 @@ class VoltageProvider:
         self._listings = _SharedListings(
             lambda env_id: self.client.list_wallets(organization_id, env_id, inactive=True),
             clock,
+            sleep,
         )
         self._env_sizes: dict[str, int] = {}  # wallets per environment, as last listed
         self.webhooks = VoltageWebhooks(self)
@@ -165,30 +190,28 @@ class VoltageProvider:
         wallets: list[LiveWallet] = []
         seen_ids: set[str] = set()
         env_ids = [env.id for env in desired.environments.values()]
+        shared: dict[str, str] = {}  # one string per repeated id (environment, line, stack)
         for env in desired.environments.values():
-            raw = self.client.list_wallets(org, env.id, inactive=True)
-            if isinstance(raw, list):
-                self._env_sizes[env.id] = len(raw)
-            if not isinstance(raw, list):
-                raise MalformedResponseError(
-                    f"list wallets of environment {env.name} ({env.id}): expected a JSON array"
-                )
-            for item in raw:
-                with _context(f"list wallets of environment {env.name} ({env.id})"):
-                    wallet = parse_wallet(item)
-                if wallet.environment_id != env.id:
+            listing = f"list wallets of environment {env.name} ({env.id})"
+
+            def take(item: dict[str, Any], env_id: str = env.id, listing: str = listing) -> None:
+                with _context(listing):
+                    wallet = parse_wallet(item, shared)
+                if wallet.environment_id != env_id:
                     raise MalformedResponseError(
-                        f"list wallets of environment {env.name} ({env.id}): wallet {wallet.id} "
-                        f"belongs to environment {wallet.environment_id}"
+                        f"{listing}: wallet {wallet.id} belongs to environment "
+                        f"{wallet.environment_id}"
                     )
                 if wallet.id in seen_ids:
                     # Listed twice, a wallet would look like a leftover of its own replacement.
                     raise MalformedResponseError(
-                        f"list wallets of environment {env.name} ({env.id}): wallet {wallet.id} "
-                        "is listed more than once"
+                        f"{listing}: wallet {wallet.id} is listed more than once"
                     )
                 seen_ids.add(wallet.id)
                 wallets.append(wallet)
+
+            # Parsed one wallet at a time: the listing is never held whole as JSON.
+            self._env_sizes[env.id] = self.client.scan_wallets(org, env.id, take, inactive=True)
         wallets = self._with_policies(desired, wallets)
         summaries: dict[str, LineOfCreditSummary] = {}
         if env_ids:
@@ -259,7 +282,21 @@ class VoltageProvider:
             raise unsupported("voltage", operation)
         return operation.id
 
+    def begin(self, operation: Operation) -> Callable[[], str | None]:
+        """A wallet create returns once the API accepted it: the wait for it to show (one
+        environment listing shared by every waiting create) is left to the caller, so
+        its request slot can send the next create meanwhile. Anything else runs whole."""
+        if operation.kind == "wallet" and operation.verb == "create":
+            return self._begin_create(operation)
+        result = self.execute(operation)
+        return lambda: result
+
     def create_wallet(self, request: Operation) -> str:
+        return self._begin_create(request)()
+
+    def _begin_create(self, request: Operation) -> Callable[[], str]:
+        """Send a create (settling an unknown outcome by reading, never by re-sending
+        blindly); the function returned waits until the wallet shows and checks it."""
         want = request.desired
         if request.id is None or want.environment_id is None or request.generation is None:
             raise VoltageIacError(f"{want.key}: no wallet id was planned")
@@ -290,14 +327,18 @@ class VoltageProvider:
         env_id = want.environment_id
 
         def listed() -> bool:
-            # One listing of the environment, started after this check began, answers
-            # every create waiting in it: about one request per create instead of two.
-            found = self._listings.lookup(env_id, wallet_id, since=self._clock())
+            # One listing of the environment answers every create waiting in it: about
+            # one request per create instead of two. The first check takes any listing
+            # started after the API accepted the create; a later one, a listing started
+            # after that check began.
+            since = accepted.pop() if accepted else self._clock()
+            found = self._listings.lookup(env_id, wallet_id, since=since)
             if found is not None:
                 last["wallet"] = found
             return found is not None
 
         batched = self._env_sizes.get(env_id, 0) <= LISTING_CONFIRM_MAX_WALLETS
+        accepted: list[float] = []  # when the API accepted the create (its answer came)
 
         try:
             self.client.create_wallet(org, body)
@@ -310,7 +351,18 @@ class VoltageProvider:
                 raise
             # The id is already taken: an earlier attempt got through. Make sure it is ours.
             self._poll(exists, self._ambiguity_window())
-        self._wait(listed if batched else exists, f"wallet {wallet_id} ({want.key}) to appear")
+        accepted.append(self._clock())
+        return lambda: self._confirm_create(body, want, listed if batched else exists, last)
+
+    def _confirm_create(
+        self,
+        body: dict[str, Any],
+        want: Any,
+        visible: Callable[[], bool],
+        last: dict[str, Any],
+    ) -> str:
+        wallet_id = str(body["id"])
+        self._wait(visible, f"wallet {wallet_id} ({want.key}) to appear")
         current = last.get("wallet")
         if current is not None and not current.get("active", True):
             raise VoltageIacError(
@@ -517,6 +569,8 @@ def _require(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], 
 
 
 def _uuid(value: Any, what: str) -> str:
+    if isinstance(value, str) and _CANONICAL_ID.fullmatch(value):
+        return value  # already as canonical_uuid spells it (the API's answers are)
     canonical = canonical_uuid(value)
     if canonical is None:
         raise MalformedResponseError(f"{what}: {value!r} is not a UUID")
@@ -548,8 +602,11 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def parse_wallet(data: Any) -> LiveWallet:
-    """A contract `Wallet` object -> LiveWallet (ownership labels split off)."""
+def parse_wallet(data: Any, shared: dict[str, str] | None = None) -> LiveWallet:
+    """A contract `Wallet` object -> LiveWallet (ownership labels split off).
+
+    `shared`, when given, keeps one string for each environment id, line-of-credit id,
+    network and stack name seen, instead of one per wallet (a large listing's memory)."""
     if not isinstance(data, dict):
         raise MalformedResponseError("wallet: expected a JSON object")
     wallet_id = _uuid(_require(data, "id", str, "wallet"), "wallet id")
@@ -579,12 +636,22 @@ def parse_wallet(data: Any) -> LiveWallet:
     balances = data.get("balances")
     if not isinstance(balances, list):
         raise MalformedResponseError(f"{what}: field 'balances' is missing or not an array")
+    line_id = _uuid(loc, what) if loc is not None else None
+    if shared is not None:
+        env = shared.setdefault(env, env)
+        network = shared.setdefault(network, network)
+        if line_id is not None:
+            line_id = shared.setdefault(line_id, line_id)
+        if owner is not None and owner.stack in shared:
+            owner = Ownership(shared[owner.stack], owner.key, owner.generation)
+        elif owner is not None:
+            shared[owner.stack] = owner.stack
     return LiveWallet(
         id=wallet_id,
         name=name,
         environment_id=env,
         network=network,
-        line_of_credit_id=_uuid(loc, what) if loc is not None else None,
+        line_of_credit_id=line_id,
         limit=limit,
         metadata=frozen_map(user_metadata),
         active=active,

@@ -1,0 +1,70 @@
+"""Writes keep their connection: an accepted write's answer is read to its end (and
+dropped), so the next request reuses the connection instead of opening a new one. An
+apply of many creates depends on it (one new connection per create cost a round trip)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+
+from voltage_iac.http import HttpCore
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the API and the emulator do
+    ports: ClassVar[set[int]] = set()
+    body = b'{"accepted": true}'
+
+    def _answer(self, status: int) -> None:
+        type(self).ports.add(self.client_address[1])
+        length = int(self.headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def do_POST(self) -> None:
+        self._answer(202)
+
+    def do_GET(self) -> None:
+        self._answer(200)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    _Handler.ports = set()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("body", [b"", b'{"accepted": true}'])
+def test_writes_and_reads_share_one_connection(server: str, body: bytes) -> None:
+    _Handler.body = body
+    core = HttpCore(server, timeout=5.0, deadline=10.0)
+    try:
+        for n in range(5):
+            answer = core.request(
+                "POST", "/things", f"create thing {n}", write=True, content=b"{}", read_body=False
+            )
+            assert answer.status == 202 and answer.body is None  # nothing kept
+            assert core.request("GET", "/things", "list things", write=False).status == 200
+    finally:
+        core.close()
+    assert len(_Handler.ports) == 1, _Handler.ports
