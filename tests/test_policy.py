@@ -464,3 +464,22 @@ def test_each_stack_of_a_several_stack_apply_is_judged_by_its_own_policies(
     assert "policy deny mainnet-limit-cap" in result.output
     assert not [w for w in _all_wallets(backend) if w["name"] == "Vault"]
     assert any(w["name"] == "Small" for w in backend.wallets())
+
+
+def test_show_of_a_plan_file_judged_by_policies_prints_it_as_plan_did(backend: Backend) -> None:
+    # A reviewer runs `show` on the plan file of a stack with policies: it must print the
+    # plan and its verdicts as `plan` did, not refuse the file as unreadable.
+    path = write(backend, {"vault": mainnet("Vault", limit="0.5 btc"), "a": wallet("Alpha")})
+    plan_file = backend.tmp / "reviewed.json"
+    made = backend.run(
+        "plan", str(path), "--override-policy", "mainnet-limit-cap", "--out", str(plan_file)
+    )
+    assert made.exit_code == 0, made.output
+    for fmt in ("text", "json", "markdown"):
+        planned = backend.run(
+            "plan", str(path), "--override-policy", "mainnet-limit-cap", "--format", fmt
+        )
+        shown = backend.run("show", str(plan_file), "--format", fmt)
+        assert shown.exit_code == 0, shown.output
+        assert shown.stdout == planned.stdout, fmt
+    assert "OVERRIDDEN" in backend.run("show", str(plan_file)).stdout
