@@ -361,6 +361,15 @@ def test_broken_policy_files_are_configuration_errors_with_file_and_line(
         assert writes == []
 
 
+def test_a_data_or_yaml_file_given_as_a_policy_names_the_fix(backend: Backend) -> None:
+    path = backend.write_config(config_doc({"a": good("Alpha")}))
+    for wrong in (path, EXAMPLES / "window.json"):
+        result = backend.run("plan", str(path), "--policy", str(wrong))
+        assert result.exit_code == 3, result.output
+        assert "a policy must be a .rego file" in result.stderr
+        assert "fix:" in result.stderr and "policies.data" in result.stderr, result.stderr
+
+
 @served
 def test_a_policy_that_loops_is_stopped_at_its_time_limit(backend: Backend) -> None:
     rules = backend.tmp / "rules"

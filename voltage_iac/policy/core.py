@@ -219,7 +219,16 @@ def _policy_files(paths: Sequence[str | os.PathLike[str]], issues: list[ConfigIs
             files.extend(found)
         elif path.is_file():
             if path.suffix != ".rego":
-                issues.append(ConfigIssue(str(path), None, None, "a policy must be a .rego file"))
+                issues.append(
+                    ConfigIssue(
+                        str(path),
+                        None,
+                        None,
+                        "a policy must be a .rego file",
+                        "give .rego files or a directory of them; JSON or YAML read as "
+                        "`data` goes in `policies.data` of the configuration",
+                    )
+                )
             else:
                 files.append(path)
         else:
