@@ -10,6 +10,7 @@ served emulator and records it).
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -492,3 +493,25 @@ def test_show_of_a_plan_file_judged_by_policies_prints_it_as_plan_did(backend: B
         assert shown.exit_code == 0, shown.output
         assert shown.stdout == planned.stdout, fmt
     assert "OVERRIDDEN" in backend.run("show", str(plan_file)).stdout
+
+
+def test_a_plan_file_applied_from_another_directory_says_where_its_policies_are(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file records policy paths relative to where `plan` ran: from elsewhere apply
+    # refuses (nothing written), and the fix names that directory rule.
+    rules = tmp_path / "repo" / "policies"
+    shutil.copytree(EXAMPLES, rules)
+    monkeypatch.chdir(tmp_path / "repo")
+    path = backend.write_config(config_doc({"a": good("Alpha")}, policies=[str(rules)]))
+    plan_file = tmp_path / "repo" / "plan.json"
+    assert backend.run("plan", str(path), "--out", str(plan_file)).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with counted_writes() as writes:
+        result = backend.run("apply", str(plan_file), "--auto-approve")
+    assert result.exit_code == 3, result.output
+    assert "no such policy file" in result.stderr
+    assert "a plan file's are relative to the directory `plan` ran in" in result.stderr
+    assert writes == []

@@ -238,8 +238,9 @@ def _policy_files(paths: Sequence[str | os.PathLike[str]], issues: list[ConfigIs
                     None,
                     None,
                     "no such policy file or directory",
-                    "--policy paths are relative to the working directory; `policies:` "
-                    "paths to the configuration file",
+                    "--policy paths are relative to the working directory, `policies:` "
+                    "paths to the configuration file; a plan file's are relative to the "
+                    "directory `plan` ran in: apply it from there",
                 )
             )
     return files
