@@ -265,6 +265,26 @@ def test_a_file_that_is_neither_is_refused_with_a_hint(backend: Backend) -> None
     assert "give the plan file once" in two.stderr
 
 
+def test_a_plan_file_where_a_configuration_is_expected_says_so(backend: Backend) -> None:
+    # A plan file given to plan, drift or validate, or among several stacks of apply, is
+    # named as a plan file with what to do with it, not as 19 problems of a bad YAML.
+    path = _config(backend, {"a": wallet("Alpha")})
+    plan_file = _plan_out(backend, path)
+    other = backend.write_config(config_doc({"b": wallet("Bravo")}, stack="other"), "b.yaml")
+    for given in (
+        ["plan", str(plan_file)],
+        ["drift", str(plan_file)],
+        ["validate", str(plan_file)],
+        ["apply", str(plan_file), str(other), "--auto-approve"],
+    ):
+        result = backend.run(*given)
+        assert result.exit_code == EXIT_INVALID, (given, result.output)
+        assert "is a plan file" in result.output, (given, result.output)
+        assert f"voltage-iac apply {plan_file}" in result.output, (given, result.output)
+        assert "1 problem" in result.output and "Traceback" not in result.output
+    assert _names(backend) == {}
+
+
 def test_a_plan_file_without_the_desired_state_still_applies_with_its_configuration(
     backend: Backend,
 ) -> None:

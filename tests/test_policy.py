@@ -10,6 +10,7 @@ served emulator and records it).
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -361,6 +362,15 @@ def test_broken_policy_files_are_configuration_errors_with_file_and_line(
         assert writes == []
 
 
+def test_a_data_or_yaml_file_given_as_a_policy_names_the_fix(backend: Backend) -> None:
+    path = backend.write_config(config_doc({"a": good("Alpha")}))
+    for wrong in (path, EXAMPLES / "window.json"):
+        result = backend.run("plan", str(path), "--policy", str(wrong))
+        assert result.exit_code == 3, result.output
+        assert "a policy must be a .rego file" in result.stderr
+        assert "fix:" in result.stderr and "policies.data" in result.stderr, result.stderr
+
+
 @served
 def test_a_policy_that_loops_is_stopped_at_its_time_limit(backend: Backend) -> None:
     rules = backend.tmp / "rules"
@@ -464,3 +474,44 @@ def test_each_stack_of_a_several_stack_apply_is_judged_by_its_own_policies(
     assert "policy deny mainnet-limit-cap" in result.output
     assert not [w for w in _all_wallets(backend) if w["name"] == "Vault"]
     assert any(w["name"] == "Small" for w in backend.wallets())
+
+
+def test_show_of_a_plan_file_judged_by_policies_prints_it_as_plan_did(backend: Backend) -> None:
+    # A reviewer runs `show` on the plan file of a stack with policies: it must print the
+    # plan and its verdicts as `plan` did, not refuse the file as unreadable.
+    path = write(backend, {"vault": mainnet("Vault", limit="0.5 btc"), "a": wallet("Alpha")})
+    plan_file = backend.tmp / "reviewed.json"
+    made = backend.run(
+        "plan", str(path), "--override-policy", "mainnet-limit-cap", "--out", str(plan_file)
+    )
+    assert made.exit_code == 0, made.output
+    for fmt in ("text", "json", "markdown"):
+        planned = backend.run(
+            "plan", str(path), "--override-policy", "mainnet-limit-cap", "--format", fmt
+        )
+        shown = backend.run("show", str(plan_file), "--format", fmt)
+        assert shown.exit_code == 0, shown.output
+        assert shown.stdout == planned.stdout, fmt
+    assert "OVERRIDDEN" in backend.run("show", str(plan_file)).stdout
+
+
+def test_a_plan_file_applied_from_another_directory_says_where_its_policies_are(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file records policy paths relative to where `plan` ran: from elsewhere apply
+    # refuses (nothing written), and the fix names that directory rule.
+    rules = tmp_path / "repo" / "policies"
+    shutil.copytree(EXAMPLES, rules)
+    monkeypatch.chdir(tmp_path / "repo")
+    path = backend.write_config(config_doc({"a": good("Alpha")}, policies=[str(rules)]))
+    plan_file = tmp_path / "repo" / "plan.json"
+    assert backend.run("plan", str(path), "--out", str(plan_file)).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with counted_writes() as writes:
+        result = backend.run("apply", str(plan_file), "--auto-approve")
+    assert result.exit_code == 3, result.output
+    assert "no such policy file" in result.stderr
+    assert "a plan file's are relative to the directory `plan` ran in" in result.stderr
+    assert writes == []

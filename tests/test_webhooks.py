@@ -356,6 +356,40 @@ def test_import_adopts_hand_made_webhooks_pinned_by_id_then_manages_them(world: 
     assert world.run("plan", str(config), "--detailed-exitcode").exit_code == 0
 
 
+def test_rotate_secret_hands_a_secret_to_an_imported_webhook(world: World) -> None:
+    # `import` tells the user to run rotate-secret for an adopted webhook (its secret
+    # cannot be read back); that command must find the webhook by its pinned id.
+    hand_made = "11111111-2222-4333-8444-888888888888"
+    world.api.post(
+        f"/organizations/{DEMO_ORGANIZATION_ID}/environments/{DEMO_STAGING_ENVIRONMENT_ID}"
+        "/webhooks",
+        json={
+            "id": hand_made,
+            "url": "https://legacy.example.com/hooks",
+            "name": "Legacy alerts",
+            "events": [{"send": "failed"}],
+        },
+    ).raise_for_status()
+    wait_until(lambda: len(world.webhooks()) == 1)
+    empty = world.write({})
+    imported = world.runner.invoke(
+        cli,
+        ["import", str(empty), "--environment", "staging", "--api-url", world.emu.base_url],
+        env=world.env,
+        catch_exceptions=False,
+    )
+    assert imported.exit_code == 0, imported.output
+    config = world.write(yaml.safe_load(imported.stdout)["webhooks"])
+    rotated = world.run("rotate-secret", str(config), "webhook", "legacy-alerts")
+    assert rotated.exit_code == 0, rotated.output
+    values = read_dotenv(world.tmp / "secrets" / "legacy-alerts.env")
+    assert values[variable_names("legacy-alerts")[0]] == hand_made
+    secret = values[variable_names("legacy-alerts")[1]]
+    assert world.current_hash(hand_made) == sha256(secret)
+    assert_nowhere(secret, {"rotate output": rotated.output})
+    assert world.run("plan", str(config), "--detailed-exitcode").exit_code == 0
+
+
 def test_a_webhook_id_pinned_twice_is_refused_at_validate(world: World) -> None:
     pinned = "11111111-2222-4333-8444-777777777777"
     config = world.write({"a": hook(id=pinned), "b": hook(name="Other", id=pinned.upper())})

@@ -1219,7 +1219,8 @@ def drift(
     timeout: float,
     policy_paths: tuple[str, ...] = (),
 ) -> int:
-    """Report drift between the configuration and the live wallets; changes nothing.
+    """Report drift between the configuration and the live wallets and webhooks; changes
+    nothing.
 
     Exit 0 in sync, 2 drift found; an error is never 2 (1 API or network, 3 invalid
     configuration, 4 authentication refused).
@@ -1360,7 +1361,7 @@ def import_command(
     emulator_db: str | None,
     timeout: float,
 ) -> int:
-    """Write YAML adopting wallets that exist but are not in the configuration."""
+    """Write YAML adopting wallets and webhooks that exist but are not in the configuration."""
     desired = load_config(path)
     if environment not in desired.environments:
         raise UsageError(

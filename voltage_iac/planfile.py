@@ -36,7 +36,16 @@ from voltage_iac.model import (
     PolicySettings,
     frozen_map,
 )
-from voltage_iac.plan import Action, Change, FieldChange, Plan, Problem, Unmanaged
+from voltage_iac.plan import (
+    Action,
+    Change,
+    FieldChange,
+    Plan,
+    PolicyResult,
+    Problem,
+    Unmanaged,
+    Verdict,
+)
 from voltage_iac.stale import ReviewedPlan, file_checksum_of
 
 
@@ -202,12 +211,36 @@ def plan_from_document(reviewed: ReviewedPlan) -> SavedPlan:
             owned=tuple(doc["owned"]),
             force=doc["force"] is True,
             recorded_overrides=tuple(str(o) for o in doc.get("overrides") or []),
+            policy=_policy_result(doc.get("policy")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"{reviewed.source}: a change is malformed ({exc})") from None
     if the_plan.checksum() != reviewed.checksum:
         raise UsageError(f"{reviewed.source}: its changes do not read back as planned")
     return the_plan
+
+
+def _policy_result(data: Any) -> PolicyResult | None:
+    """The policies' verdicts a plan document records (in its checksum)."""
+    if data is None:
+        return None
+    return PolicyResult(
+        namespace=data["namespace"],
+        files=tuple(data["files"]),
+        verdicts=tuple(
+            Verdict(
+                type=v["type"],
+                rule=v["rule"],
+                message=v["message"],
+                id=v["id"],
+                file=v["file"],
+                kind=v["kind"],
+                key=v["key"],
+            )
+            for v in data["verdicts"]
+        ),
+        overrides=tuple(data["overrides"]),
+    )
 
 
 def _change(data: Mapping[str, Any]) -> Change:

@@ -51,13 +51,17 @@ def rotate_secret(desired: DesiredState, backend: Backend, kind_name: str, key: 
     if not backend.spec.supports_kind(kind_name):
         raise UsageError(f"the {backend.spec.name} backend has no {kind.plural}")
     live = backend.read(desired)
+    # This stack's object for the entry: the one its pinned id names (an adopted
+    # object carries no ownership marker), else the ones whose marker names the entry.
     owned = [
         obj
         for obj in live.of(kind_name)
         if obj.active
-        and obj.owner is not None
-        and obj.owner.stack == desired.stack
-        and obj.owner.key == key
+        and (
+            obj.id == want.pinned_id
+            if want.pinned_id
+            else obj.owner is not None and obj.owner.stack == desired.stack and obj.owner.key == key
+        )
     ]
     if not owned:
         raise VoltageIacError(
@@ -65,7 +69,7 @@ def rotate_secret(desired: DesiredState, backend: Backend, kind_name: str, key: 
             f"{desired.stack} has that key)",
             hint="run apply: creating it hands its secret to the sink",
         )
-    current = max(owned, key=lambda obj: (obj.owner.generation, obj.id))
+    current = max(owned, key=lambda obj: (obj.owner.generation if obj.owner else 0, obj.id))
     operation = Operation(
         kind=kind_name,
         verb="rotate_secret",
@@ -73,7 +77,7 @@ def rotate_secret(desired: DesiredState, backend: Backend, kind_name: str, key: 
         id=current.id,
         stack=desired.stack,
         organization_id=desired.organization_id,
-        generation=current.owner.generation,
+        generation=current.owner.generation if current.owner else 0,
         desired=want,
         live=current,
     )

@@ -43,6 +43,7 @@ from voltage_iac.config.loader import (
 )
 from voltage_iac.config.schema import SCHEMA_PATH, load_schema, schema_issues
 from voltage_iac.errors import ConfigError, ConfigIssue
+from voltage_iac.stale import is_plan_document
 
 if TYPE_CHECKING:
     from voltage_iac.model import DesiredState
@@ -153,6 +154,17 @@ def _load_located(
             issues.add(shown, problem.line, problem.column, problem.message, problem.hint)
             continue
         doc = parse_text(text, shown, env, issues, fast=fast)
+        if doc is not None and is_plan_document(doc.data):
+            # a saved plan where a configuration belongs: say so, not every field at once
+            issues.add(
+                shown,
+                1,
+                1,
+                "this is a plan file (from `plan --out`), not a configuration",
+                f"print it with `voltage-iac show {shown}`; apply it on its own with "
+                f"`voltage-iac apply {shown}` (it records its configuration)",
+            )
+            continue
         if doc is not None:
             docs.append(doc)
     return _finish(docs, [shown for _, shown in sources], issues, env, fast=fast)

@@ -72,6 +72,8 @@ class Doc:
         names = self.interpolated.get(path)
         if names:
             return "the value of " + ", ".join(f"${{{n}}}" for n in names)
+        if _may_be_a_secret(path):
+            return "the value (not shown: it may be a signing secret)"
         loc = self.locs.get(path)
         if loc is not None and loc.raw is not None:
             text = loc.raw
@@ -82,6 +84,21 @@ class Doc:
         if len(text) > 60:
             text = text[:57] + "..."
         return f"`{text}`"
+
+
+#: the fields of a webhook's `secret` sink; any other value under `secret` is not shown
+_SINK_FIELDS = ("file", "command")
+
+
+def _may_be_a_secret(path: Path_) -> bool:
+    """A value where a webhook's secret sink belongs, other than the sink's own file or
+    command: a user may have written the signing secret itself there."""
+    return (
+        len(path) >= 3
+        and path[0] == "webhooks"
+        and path[2] == "secret"
+        and (len(path) == 3 or path[3] not in _SINK_FIELDS)
+    )
 
 
 def dotted(path: Iterable[str | int]) -> str:

@@ -219,7 +219,16 @@ def _policy_files(paths: Sequence[str | os.PathLike[str]], issues: list[ConfigIs
             files.extend(found)
         elif path.is_file():
             if path.suffix != ".rego":
-                issues.append(ConfigIssue(str(path), None, None, "a policy must be a .rego file"))
+                issues.append(
+                    ConfigIssue(
+                        str(path),
+                        None,
+                        None,
+                        "a policy must be a .rego file",
+                        "give .rego files or a directory of them; JSON or YAML read as "
+                        "`data` goes in `policies.data` of the configuration",
+                    )
+                )
             else:
                 files.append(path)
         else:
@@ -229,8 +238,9 @@ def _policy_files(paths: Sequence[str | os.PathLike[str]], issues: list[ConfigIs
                     None,
                     None,
                     "no such policy file or directory",
-                    "--policy paths are relative to the working directory; `policies:` "
-                    "paths to the configuration file",
+                    "--policy paths are relative to the working directory, `policies:` "
+                    "paths to the configuration file; a plan file's are relative to the "
+                    "directory `plan` ran in: apply it from there",
                 )
             )
     return files
