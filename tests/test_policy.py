@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -319,6 +320,15 @@ def test_deny_verdicts_on_the_drift_report_exit_2(backend: Backend) -> None:
     assert judged.exit_code == 2, judged.output
     assert json.loads(judged.stdout)["in_sync"] is True  # the report itself is unchanged
     assert "DENY unmanaged wallet Legacy treasury" in judged.stderr
+
+    # A CI test report shows why the job failed: each deny is a failing test case.
+    junit = backend.run("drift", str(path), "--policy", str(policy), "--format", "junit")
+    assert junit.exit_code == 2, junit.output
+    root = ET.fromstring(junit.stdout)
+    [failure] = root.iter("failure")
+    assert failure.get("type") == "policy"
+    assert "unmanaged wallet Legacy treasury" in (failure.get("message") or "")
+    assert root.get("failures") == "1"
 
 
 # -- broken policies -------------------------------------------------------------------------

@@ -1244,7 +1244,7 @@ def drift(
         "json": render_drift_json,
         "markdown": render_drift_markdown,
     }
-    renderers["junit"] = lambda r: render_drift_junit(r, seconds=seconds)
+    renderers["junit"] = lambda r: render_drift_junit(r, seconds=seconds, verdicts=verdicts)
     text = renderers[fmt](report)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)

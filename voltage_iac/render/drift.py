@@ -12,6 +12,7 @@ import datetime
 import xml.etree.ElementTree as ET
 
 from voltage_iac.drift import DriftItem, DriftReport
+from voltage_iac.plan import PolicyResult
 from voltage_iac.render.jsonfmt import dump
 from voltage_iac.render.markdown import code, escape
 from voltage_iac.render.values import show_value
@@ -97,8 +98,15 @@ def render_drift_markdown(report: DriftReport) -> str:
 
 
 def render_drift_junit(
-    report: DriftReport, *, seconds: float = 0.0, timestamp: datetime.datetime | None = None
+    report: DriftReport,
+    *,
+    seconds: float = 0.0,
+    timestamp: datetime.datetime | None = None,
+    verdicts: PolicyResult | None = None,
 ) -> str:
+    """One test case per resource (a failure per drifted one, skipped for what is reported
+    but not drift) and, when policies judged the report, one per verdict (a failure per
+    deny, so a CI test report shows why the check failed)."""
     failures = len(_drifted_subjects(report))
     skipped_items = {(i.kind, i.subject): i for i in (*report.notices, *report.ignored)}
     subjects = list(report.subjects)
@@ -137,6 +145,25 @@ def render_drift_junit(
             item = skipped_items[(kind, subject)]
             reason = "ignored by an ignore rule" if item in report.ignored else item.describe()
             ET.SubElement(case, "skipped", {"message": reason})
+    judged = verdicts.verdicts if verdicts is not None else ()
+    for verdict in judged:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": f"voltage-iac.{report.stack}.policy",
+                "name": f"{verdict.type} {verdict.id}",
+                "time": "0",
+            },
+        )
+        suite.set("tests", str(int(suite.get("tests", "0")) + 1))
+        if verdicts is not None and verdict.blocking and not verdicts.overridden(verdict):
+            failures += 1
+            failure = ET.SubElement(case, "failure", {"message": verdict.message, "type": "policy"})
+            failure.text = f"{verdict.message} ({verdict.file})"
+        else:
+            ET.SubElement(case, "system-out").text = verdict.message
+    suite.set("failures", str(failures))
     suites = ET.Element(
         "testsuites",
         {
