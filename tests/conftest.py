@@ -55,6 +55,10 @@ LAYERS: dict[str, str] = {
         (
             "test_config",
             "test_config_fuzz",
+            "test_config_messages",
+            "test_config_positions",
+            "test_engine_deferred",
+            "test_listing_scan",
             "test_config_paths",
             "test_diff",
             "test_drift",

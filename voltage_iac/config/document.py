@@ -72,7 +72,7 @@ class Doc:
         names = self.interpolated.get(path)
         if names:
             return "the value of " + ", ".join(f"${{{n}}}" for n in names)
-        if _may_be_a_secret(path):
+        if _may_be_a_secret(path) and not isinstance(value, (bool, int, float)):
             return "the value (not shown: it may be a signing secret)"
         loc = self.locs.get(path)
         if loc is not None and loc.raw is not None:

@@ -383,6 +383,14 @@ def _schema_issue(doc: Doc, issues: Issues, error: Any, path: Path_) -> None:
         else:
             message = f"is {len(value)} characters long; at least {limit} are needed"
         issues.at(doc, path, message, "shorten it" if validator == "maxLength" else None)
+    elif validator == "minItems":
+        count = error.validator_value
+        issues.at(
+            doc,
+            path,
+            f"is empty; at least {count} item{'' if count == 1 else 's'} needed",
+            range_hint(path) or f"give at least {count}",
+        )
     elif validator == "maxProperties":
         issues.at(
             doc,

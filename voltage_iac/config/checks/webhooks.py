@@ -246,7 +246,13 @@ def _sink(ctx: Context, entry: Entry) -> SecretSink | None:
             )
             return None
         if "\0" in file or file.endswith(("/", os.sep)):
-            ctx.issues.at(doc, (*path, "file"), "`secret.file` is not a file path")
+            ctx.issues.at(
+                doc,
+                (*path, "file"),
+                "`secret.file` is not a file path",
+                "name a file, e.g. `secret: {file: secrets/payment-events.env}` (its folder "
+                "is made if needed)",
+            )
             return None
         if file.lower().endswith((".yaml", ".yml")):
             ctx.issues.at(
@@ -301,6 +307,14 @@ WEBHOOKS = register(
             "events": "list the events to deliver, e.g. `events: [send.succeeded, send.failed]`",
             "secret": "say where the signing secret goes, e.g. "
             "`secret: {file: secrets/payment-events.env}`",
+        },
+        range_hints={
+            "events": "list the events to deliver, e.g. `events: [send.succeeded, send.failed]`",
+            "command": "give the program and its arguments, e.g. "
+            "`command: [vault, kv, put, secret/hooks/payment-events, -]` (it reads the "
+            "secret on standard input)",
+            "timeout_seconds": "give the sink command at most 600 seconds (default "
+            f"{DEFAULT_COMMAND_TIMEOUT:g})",
         },
         explains=_explains,
     )
