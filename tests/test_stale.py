@@ -237,3 +237,21 @@ def test_the_untouched_plan_file_applies(reviewed: tuple[Backend, Path, Doc], fo
     assert result.exit_code == 0, result.output
     names = sorted(w["name"] for w in backend.wallets() if w["active"])
     assert "Alpha Prime" in names and "Bravo" in names
+
+
+def test_a_wallet_made_since_the_review_is_named_in_one_line(
+    backend: Backend, tmp_path: Path
+) -> None:
+    path = backend.write_config(config_doc({"a": wallet("Alpha"), "b": wallet("Bravo")}))
+    plan_file = tmp_path / "reviewed.json"
+    made = backend.run("plan", str(path), "--out", str(plan_file))
+    assert made.exit_code == 0, made.output
+    # a colleague's apply of the same configuration makes the wallets first
+    assert backend.run("apply", str(path), "--auto-approve").exit_code == 0
+    stale = backend.run("apply", str(path), "--plan", str(plan_file), "--auto-approve")
+    assert stale.exit_code == EXIT_SAFETY, stale.output
+    lines = [line for line in stale.stderr.splitlines() if line.startswith("  - a:")]
+    assert len(lines) == 2, stale.stderr  # no longer needed; appeared (not one per field)
+    assert "a: no longer needs to be created" in lines[0]
+    assert "appeared since the plan was made" in lines[1]
+    assert "field name changed" not in stale.stderr

@@ -222,7 +222,12 @@ def stale_differences(saved: dict[str, Any], fresh: Plan) -> list[str]:
         before = old.get("live") or {}
         now = dict(new.live_snapshot) if new is not None and new.live_snapshot else {}
         live_changed = False
-        for name in sorted(set(before) | set(now)):
+        if bool(before) != bool(now):  # one line, not one per field of the whole object
+            live_changed = True
+            obj = before.get("id") or now.get("id")
+            what = "appeared" if now else "disappeared"
+            out.append(f"{key}: {old.get('kind')} {obj} {what} since the plan was made")
+        for name in sorted(set(before) | set(now)) if before and now else ():
             if before.get(name) != now.get(name):
                 live_changed = True
                 obj = before.get("id") or now.get("id")

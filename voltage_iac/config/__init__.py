@@ -112,7 +112,7 @@ def load_config(
             issues.add(shown, problem.line, problem.column, problem.message, problem.hint)
             continue
         doc = parse_text(text, shown, env, issues, fast=fast)
-        if doc is None:
+        if doc is None or _is_plan_file(doc, shown, issues):
             continue
         schema_issues(doc, issues, fast=fast)
         if not issues.items:
@@ -141,6 +141,22 @@ def _slim(doc: Doc) -> None:
     doc.locs = {path: loc for path, loc in doc.locs.items() if len(path) <= 2}
 
 
+def _is_plan_file(doc: Doc, shown: str, issues: Issues) -> bool:
+    """A saved plan where a configuration belongs: one problem that says so (rather than
+    every field of the plan as an unknown setting)."""
+    if not is_plan_document(doc.data):
+        return False
+    issues.add(
+        shown,
+        1,
+        1,
+        "this is a plan file (from `plan --out`), not a configuration",
+        f"print it with `voltage-iac show {shown}`; apply it on its own with "
+        f"`voltage-iac apply {shown}` (it records its configuration)",
+    )
+    return True
+
+
 def _load_located(
     sources: list[tuple[Path, str]], env: Mapping[str, str], *, fast: bool
 ) -> DesiredState:
@@ -154,18 +170,7 @@ def _load_located(
             issues.add(shown, problem.line, problem.column, problem.message, problem.hint)
             continue
         doc = parse_text(text, shown, env, issues, fast=fast)
-        if doc is not None and is_plan_document(doc.data):
-            # a saved plan where a configuration belongs: say so, not every field at once
-            issues.add(
-                shown,
-                1,
-                1,
-                "this is a plan file (from `plan --out`), not a configuration",
-                f"print it with `voltage-iac show {shown}`; apply it on its own with "
-                f"`voltage-iac apply {shown}` (it records its configuration)",
-            )
-            continue
-        if doc is not None:
+        if doc is not None and not _is_plan_file(doc, shown, issues):
             docs.append(doc)
     return _finish(docs, [shown for _, shown in sources], issues, env, fast=fast)
 
