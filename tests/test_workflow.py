@@ -156,7 +156,7 @@ def test_stale_plan_refused_after_out_of_band_delete(backend: Backend) -> None:
     assert result.exit_code == 5, result.output
     a_id = owned["a"]["id"]
     assert "a: now needs create instead of update" in result.stderr
-    assert f"a: wallet {a_id} field active changed since the plan was made" in result.stderr
+    assert f"a: wallet {a_id} disappeared since the plan was made" in result.stderr
     assert f"owned wallet {a_id} disappeared since the plan was made" in result.stderr
     assert set(_owned(backend)) == {"b"}  # no wallet was created in its place
 
