@@ -15,7 +15,6 @@ printed too. Nothing here is a test: rerun it to check a claim in docs/benchmark
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import secrets
 import subprocess
@@ -30,18 +29,7 @@ import bench_plan_apply as bench
 
 
 def plan_once(served: bench.Served, key: str, config: Path, limit: float) -> dict[str, float]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLTAGE_")}
-    env[bench.API_KEY_ENV] = key
-    command = [
-        sys.executable,
-        "-m",
-        "voltage_iac",
-        "plan",
-        str(config),
-        "--api-url",
-        served.base_url,
-        "--detailed-exitcode",
-    ]
+    command, env = bench.plan_process(served, key, config)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, timeout=limit, check=False)

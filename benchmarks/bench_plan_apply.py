@@ -377,21 +377,23 @@ def measure_peer(
         raise BenchmarkError(f"the peer's refresh of {scenario.wallets} wallets: {exc}") from None
 
 
+def plan_process(
+    served: Served, key: str, config: Path, *, tree: Path | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of a no-op `voltage-iac plan --detailed-exitcode` run
+    as a new process against `served` (importing the package from `tree` if given)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLTAGE_")}
+    env[API_KEY_ENV] = key
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    command = [sys.executable, "-m", "voltage_iac", "plan", str(config)]
+    return [*command, "--api-url", served.base_url, "--detailed-exitcode"], env
+
+
 def measure_cli_plan(served: Served, key: str, config: Path, deadline: float) -> float:
     """Wall-clock time of `voltage-iac plan --detailed-exitcode` (a new process: start-up,
     configuration loading, reading, diffing and printing)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLTAGE_")}
-    env[API_KEY_ENV] = key
-    command = [
-        sys.executable,
-        "-m",
-        "voltage_iac",
-        "plan",
-        str(config),
-        "--api-url",
-        served.base_url,
-        "--detailed-exitcode",
-    ]
+    command, env = plan_process(served, key, config)
     started = time.perf_counter()
     try:
         done = subprocess.run(

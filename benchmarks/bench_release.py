@@ -85,20 +85,7 @@ def plan_process(
     tree: Path, served: bench.Served, key: str, config: Path, cwd: Path, limit: float
 ) -> float:
     """Wall time of `python -m voltage_iac plan --detailed-exitcode` importing from tree."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLTAGE_")}
-    env.pop("PYTHONPATH", None)
-    env[bench.API_KEY_ENV] = key
-    env["PYTHONPATH"] = str(tree)
-    command = [
-        sys.executable,
-        "-m",
-        "voltage_iac",
-        "plan",
-        str(config),
-        "--api-url",
-        served.base_url,
-        "--detailed-exitcode",
-    ]
+    command, env = bench.plan_process(served, key, config, tree=tree)
     started = time.perf_counter()
     try:
         done = subprocess.run(

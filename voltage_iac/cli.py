@@ -274,7 +274,9 @@ def _engine(
         yield Engine(desired, backend, on_phase=_phase_printer("", echo, obj.get("verbose", 0)))
 
 
-def _connect_options(api_url: str | None, emulator_db: str | None, timeout: float) -> Any:
+def _connect_options(
+    api_url: str | None, emulator_db: str | None, timeout: float
+) -> ConnectOptions:
     return ConnectOptions(
         api_url=api_url,
         emulator_db=emulator_db,
@@ -385,6 +387,12 @@ _target_option = click.option(
     help="Limit the plan to this key (repeatable).",
 )
 
+
+_report_output_option = click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file instead of standard output.",
+)
 
 _plan_format_option = click.option(
     "--format",
@@ -1194,11 +1202,7 @@ def _drift_stacks(
     show_default=True,
     help="Report format (junit: one test case per wallet, for CI systems).",
 )
-@click.option(
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the report to this file instead of standard output.",
-)
+@_report_output_option
 @click.option(
     "--unmanaged",
     type=click.Choice(["report", "fail"]),
@@ -1402,11 +1406,7 @@ def import_command(
     show_default=True,
     help="Report format (junit: one test case per wallet, for CI systems).",
 )
-@click.option(
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the report to this file instead of standard output.",
-)
+@_report_output_option
 @_backend_options
 @_target_option
 def verify_command(
@@ -1492,15 +1492,8 @@ def rotate_secret_command(
     from voltage_iac.rotation import rotate_secret
 
     desired = load_config(path)
-    rate = click.get_current_context().obj.get("rate")
-    options = ConnectOptions(
-        api_url=api_url,
-        emulator_db=emulator_db,
-        wait_timeout=timeout,
-        max_requests_per_second=rate,
-    )
-    with open_backend(desired, options) as backend:
-        rotated = rotate_secret(desired, backend, kind, key)
+    with _engine(desired, api_url, emulator_db, timeout) as engine:
+        rotated = rotate_secret(desired, engine.backend, kind, key)
     click.echo(
         f"Rotated the secret of {rotated.kind} {rotated.key} ({rotated.id}): {rotated.detail}."
     )

@@ -34,6 +34,19 @@ def wallet_id(
     organization_id: str, environment_id: str, stack: str, key: str, generation: int = 0
 ) -> str:
     """The deterministic id of generation `generation` of wallet `key` in `stack`."""
+    return resource_id(WALLET_NAMESPACE, organization_id, environment_id, stack, key, generation)
+
+
+def resource_id(
+    namespace: uuid.UUID,
+    organization_id: str,
+    environment_id: str,
+    stack: str,
+    key: str,
+    generation: int = 0,
+) -> str:
+    """A UUIDv5 in a kind's `namespace` over organization, environment, stack, key and
+    generation (the ids are canonicalised first, so their spelling does not matter)."""
     name = "/".join(
         [
             str(uuid.UUID(organization_id)),
@@ -43,7 +56,7 @@ def wallet_id(
             str(generation),
         ]
     )
-    return str(uuid.uuid5(WALLET_NAMESPACE, name))
+    return str(uuid.uuid5(namespace, name))
 
 
 def is_reserved_label(metadata_key: str) -> bool:

@@ -106,13 +106,8 @@ def load_config(
     docs: list[Doc] = []
     slimmed = False
     for file_path, shown in sources:
-        try:
-            text = decode(read_bytes(file_path))
-        except FileProblem as problem:
-            issues.add(shown, problem.line, problem.column, problem.message, problem.hint)
-            continue
-        doc = parse_text(text, shown, env, issues, fast=fast)
-        if doc is None or _is_plan_file(doc, shown, issues):
+        doc = _read(file_path, shown, env, issues, fast=fast)
+        if doc is None:
             continue
         schema_issues(doc, issues, fast=fast)
         if not issues.items:
@@ -141,6 +136,22 @@ def _slim(doc: Doc) -> None:
     doc.locs = {path: loc for path, loc in doc.locs.items() if len(path) <= 2}
 
 
+def _read(
+    file_path: Path, shown: str, env: Mapping[str, str], issues: Issues, *, fast: bool
+) -> Doc | None:
+    """One configuration file parsed, or None with its problems in `issues` (unreadable,
+    not YAML, or a plan file)."""
+    try:
+        text = decode(read_bytes(file_path))
+    except FileProblem as problem:
+        issues.add(shown, problem.line, problem.column, problem.message, problem.hint)
+        return None
+    doc = parse_text(text, shown, env, issues, fast=fast)
+    if doc is None or _is_plan_file(doc, shown, issues):
+        return None
+    return doc
+
+
 def _is_plan_file(doc: Doc, shown: str, issues: Issues) -> bool:
     """A saved plan where a configuration belongs: one problem that says so (rather than
     every field of the plan as an unknown setting)."""
@@ -164,13 +175,8 @@ def _load_located(
     issues = Issues()
     docs: list[Doc] = []
     for file_path, shown in sources:
-        try:
-            text = decode(read_bytes(file_path))
-        except FileProblem as problem:
-            issues.add(shown, problem.line, problem.column, problem.message, problem.hint)
-            continue
-        doc = parse_text(text, shown, env, issues, fast=fast)
-        if doc is not None and not _is_plan_file(doc, shown, issues):
+        doc = _read(file_path, shown, env, issues, fast=fast)
+        if doc is not None:
             docs.append(doc)
     return _finish(docs, [shown for _, shown in sources], issues, env, fast=fast)
 

@@ -153,8 +153,9 @@ def _section_entries(state: DesiredState, name: str) -> Mapping[str, Any]:
 # Digest
 
 
-def _canonical(state: DesiredState) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def _fixed(state: DesiredState) -> dict[str, Any]:
+    """The settings of the digest that are not a section's entries."""
+    return {
         "stack": state.stack,
         "organization_id": state.organization_id,
         "provider_kind": state.provider_kind,
@@ -163,6 +164,10 @@ def _canonical(state: DesiredState) -> dict[str, Any]:
         "guards": dataclasses.asdict(state.guards),
         "ignore": list(state.ignore),
     }
+
+
+def _canonical(state: DesiredState) -> dict[str, Any]:
+    out = _fixed(state)
     for section in registry.sections():
         entries = _section_entries(state, section.name)
         if entries or section.digest_when_empty:
@@ -196,15 +201,7 @@ def _dumps(value: Any) -> str:
 def _canonical_text(state: DesiredState) -> Iterator[str]:
     """The text of `_dumps(_canonical(state))`, an entry at a time: 100,000 wallets are
     never held as one document (nor as one string) just to be hashed."""
-    fixed = {
-        "stack": state.stack,
-        "organization_id": state.organization_id,
-        "provider_kind": state.provider_kind,
-        "api_url": state.api_url,
-        "provider_options": dict(state.provider_options),
-        "guards": dataclasses.asdict(state.guards),
-        "ignore": list(state.ignore),
-    }
+    fixed = _fixed(state)
     sections: dict[str, tuple[Section, Mapping[str, Any]]] = {}
     for section in registry.sections():
         entries = _section_entries(state, section.name)

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from voltage_iac.identity import resource_id
 from voltage_iac.kinds.base import DiffContext, Operation, ResourceKind, portable_path
 from voltage_iac.kinds.naming import import_key, normal_name
 from voltage_iac.model import DesiredState, LiveState, Ownership, SourceRef
@@ -75,16 +76,7 @@ def webhook_id(
     organization_id: str, environment_id: str, stack: str, key: str, generation: int = 0
 ) -> str:
     """The deterministic id of generation `generation` of webhook `key` in `stack`."""
-    name = "/".join(
-        [
-            str(uuid.UUID(organization_id)),
-            str(uuid.UUID(environment_id)),
-            stack,
-            key,
-            str(generation),
-        ]
-    )
-    return str(uuid.uuid5(WEBHOOK_NAMESPACE, name))
+    return resource_id(WEBHOOK_NAMESPACE, organization_id, environment_id, stack, key, generation)
 
 
 def marker(stack: str, key: str, generation: int = 0) -> str:

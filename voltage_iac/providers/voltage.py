@@ -864,18 +864,12 @@ def open_backend(
         except EmulatorError as exc:
             raise UsageError(exc.message, hint=exc.hint) from None
         try:
-            client = VoltageClient(
+            provider = _provider(
+                desired,
+                options,
                 emulator.base_url,
                 Secret(emulator.api_key.reveal()),
-                timeout=options.request_timeout,
-                deadline=options.request_deadline,
-                max_requests_per_second=options.max_requests_per_second,
-            )
-            provider = VoltageProvider(
-                client,
-                desired.organization_id,
-                description=f"embedded emulator, state in {db}",
-                wait_timeout=options.wait_timeout,
+                f"embedded emulator, state in {db}",
             )
             try:
                 yield provider
@@ -886,6 +880,16 @@ def open_backend(
         return
 
     key = api_key_from_environment(env)
+    provider = _provider(desired, options, url, key, f"Voltage API at {url}")
+    try:
+        yield provider
+    finally:
+        provider.close()
+
+
+def _provider(
+    desired: DesiredState, options: ConnectOptions, url: str, key: Secret, description: str
+) -> VoltageProvider:
     client = VoltageClient(
         url,
         key,
@@ -893,13 +897,9 @@ def open_backend(
         deadline=options.request_deadline,
         max_requests_per_second=options.max_requests_per_second,
     )
-    provider = VoltageProvider(
+    return VoltageProvider(
         client,
         desired.organization_id,
-        description=f"Voltage API at {url}",
+        description=description,
         wait_timeout=options.wait_timeout,
     )
-    try:
-        yield provider
-    finally:
-        provider.close()

@@ -15,6 +15,7 @@ checker finds what it refers to in `Context.resolved`.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -101,3 +102,21 @@ def section(name: str) -> Section | None:
 
 def by_kind(kind: str) -> Section | None:
     return next((s for s in _SECTIONS.values() if s.kind == kind), None)
+
+
+def plain_name(ctx: Context, entry: Any, value: Any) -> str | None:
+    """A display name as written, trimmed; None (with an issue) when it holds a control
+    character. Each section then checks its own length rules."""
+    if not isinstance(value, str):
+        return None
+    name = value.strip()
+    control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        ctx.issues.at(
+            entry.doc,
+            (*entry.path, "name"),
+            f"the display name contains a control character (U+{ord(control):04X})",
+            "remove it: a display name is plain text on one line",
+        )
+        return None
+    return name

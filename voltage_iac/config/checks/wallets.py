@@ -16,7 +16,7 @@ import difflib
 import unicodedata
 from typing import Any
 
-from voltage_iac.config.checks.registry import Context, Section, register
+from voltage_iac.config.checks.registry import Context, Section, plain_name, register
 from voltage_iac.config.document import Path_, canonical_uuid, did_you_mean, is_integer
 from voltage_iac.config.merge import Entry, where
 from voltage_iac.config.schema import entry_fields
@@ -173,19 +173,9 @@ def check(ctx: Context) -> dict[str, DesiredWallet]:
 
 
 def _wallet_name(ctx: Context, entry: Entry, wallet: dict[str, Any]) -> str | None:
-    value = wallet.get("name")
-    if not isinstance(value, str):
-        return None
     path = (*entry.path, "name")
-    name = value.strip()
-    control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
-    if control is not None:
-        ctx.issues.at(
-            entry.doc,
-            path,
-            f"the display name contains a control character (U+{ord(control):04X})",
-            "remove it: a display name is plain text on one line",
-        )
+    name = plain_name(ctx, entry, wallet.get("name"))
+    if name is None:
         return None
     if not 3 <= len(name) <= 256:
         ctx.issues.at(

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import difflib
 import os
-import unicodedata
 from typing import Any
 
 from voltage_iac.config.checks.provider import is_http_url
-from voltage_iac.config.checks.registry import Context, Section, register
+from voltage_iac.config.checks.registry import Context, Section, plain_name, register
 from voltage_iac.config.document import Path_, canonical_uuid
 from voltage_iac.config.merge import Entry, where
 from voltage_iac.kinds.naming import normal_name as _normal_name
@@ -121,19 +120,9 @@ def check(ctx: Context) -> dict[str, DesiredWebhook]:
 
 
 def _name(ctx: Context, entry: Entry) -> str | None:
-    value = entry.value.get("name")
-    if not isinstance(value, str):
-        return None
     path = (*entry.path, "name")
-    name = value.strip()
-    control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
-    if control is not None:
-        ctx.issues.at(
-            entry.doc,
-            path,
-            f"the display name contains a control character (U+{ord(control):04X})",
-            "remove it: a display name is plain text on one line",
-        )
+    name = plain_name(ctx, entry, entry.value.get("name"))
+    if name is None:
         return None
     if not name:
         ctx.issues.at(entry.doc, path, "the display name is empty", "give the webhook a name")
