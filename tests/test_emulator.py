@@ -252,6 +252,48 @@ def test_store_changes_of_a_wallet_apply_in_acceptance_order(
     assert view is not None and view.name == "fast name"
 
 
+def test_store_listing_read_again_shows_every_change_since(store: Store, clock: FakeClock) -> None:
+    """A listing read twice with nothing written between gives the same answer; any write,
+    and any change taking effect later, shows in the next listing."""
+    wallet_id = _create(store)
+    clock.advance(DELAY)
+
+    def listed() -> dict[str, tuple[str, int, bool]]:
+        return {
+            w.id: (w.name, w.balance_msats, w.active)
+            for w in store.list_wallets(ORG, include_inactive=True)
+        }
+
+    assert listed()[wallet_id] == ("payouts", 0, True)
+    assert listed() == listed()
+    store.rename_wallet(ORG, wallet_id, "renamed", delay=DELAY)
+    assert listed()[wallet_id][0] == "payouts"  # accepted, not yet in effect
+    clock.advance(DELAY)
+    assert listed()[wallet_id][0] == "renamed"
+    store.set_balance(wallet_id, 5_000)
+    assert listed()[wallet_id][1] == 5_000
+    store.set_balance(wallet_id, 0)
+    store.delete_wallet(ORG, wallet_id, delay=DELAY)
+    clock.advance(DELAY)
+    assert listed()[wallet_id][2] is False
+    assert wallet_id not in [w.id for w in store.list_wallets(ORG)]
+
+
+def test_store_listing_shows_writes_of_another_process(tmp_path: Path, clock: FakeClock) -> None:
+    """Two stores on one database file (as two processes sharing it): what one writes,
+    the other's next listing shows, even right after it listed."""
+    path = tmp_path / "shared.db"
+    with Store(path, clock=clock) as first, Store(path, clock=clock) as second:
+        first.load_seed(SEED)
+        before = {w.id for w in first.list_wallets(ORG)}
+        wallet_id = _create(second)
+        clock.advance(DELAY)
+        assert {w.id for w in first.list_wallets(ORG)} == before | {wallet_id}
+        second.rename_wallet(ORG, wallet_id, "renamed elsewhere", delay=0)
+        names = {w.id: w.name for w in first.list_wallets(ORG)}
+        assert names[wallet_id] == "renamed elsewhere"
+
+
 def test_store_wallet_not_empty(store: Store) -> None:
     with pytest.raises(RuleError) as caught:
         store.delete_wallet(ORG, FUNDED, delay=DELAY)
@@ -424,8 +466,14 @@ def test_rename_is_visible_after_the_delay(emu: EmbeddedEmulator, clock: FakeClo
         clock.advance(DELAY)
         assert http.patch(url, json={"name": "renamed"}).status_code == 202
         assert http.get(url).json()["name"] == "payouts"
+
+        def names() -> dict[str, str]:
+            return {w["id"]: w["name"] for w in http.get(wallets_url()).json()}
+
+        assert names()[body["id"]] == names()[body["id"]] == "payouts"
         clock.advance(DELAY)
         assert http.get(url).json()["name"] == "renamed"
+        assert names()[body["id"]] == "renamed"  # a listing served before is not served again
         short = http.patch(url, json={"name": "ab"})
         assert short.status_code == 400
         assert short.json()["error"]["type"] == "invalid_request"

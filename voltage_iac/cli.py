@@ -13,6 +13,7 @@ A traceback is shown only with `--debug`.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -1467,8 +1468,19 @@ def _emit_verify(report: Any, fmt: str, output: Path | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
+    _tune_collector()
     cli.main(args=list(argv) if argv is not None else None, prog_name="voltage-iac")
     raise SystemExit(EXIT_OK)  # pragma: no cover - cli.main always exits
+
+
+def _tune_collector() -> None:
+    """A command allocates its configuration and listings as many small objects that
+    live until it exits. The cycle collector's default (a pass every 700 allocations,
+    each older generation rescanned as it grows) spends a fifth of a 10,000-wallet plan
+    rescanning them; every 50,000 allocations keeps reclaiming cycles at a small cost.
+    The modules imported so far are never garbage, so they leave the scans."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 @cli.command(name="rotate-secret")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hmac
 import json
 import math
@@ -58,6 +59,7 @@ from voltage_iac.emulator.store import (
 API_PREFIX = "/v1"
 ADMIN_PREFIX = "/_emulator"
 MAX_BODY_BYTES = 1024 * 1024
+MAX_CACHED_LISTING_BYTES = 32 * 1024 * 1024
 U64_MAX = 2**64 - 1
 BALANCE_NAMESPACE = uuid.UUID("5d1e7c2a-9b3f-5a4e-8c6d-0e1f2a3b4c5d")
 DECISION_KEY = "voltage_iac.emulator.decision"
@@ -72,8 +74,19 @@ def timestamp(seconds: float | None) -> str | None:
     """RFC 3339 in UTC with microseconds, e.g. 2026-10-01T12:00:00.000000Z."""
     if seconds is None:
         return None
+    return _timestamp(seconds)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _timestamp(seconds: float) -> str:
+    # A listing shows each wallet's times on every read: formatted once each.
     moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _balance_id(wallet_id: str) -> str:
+    return str(uuid.uuid5(BALANCE_NAMESPACE, f"{wallet_id}/btc"))
 
 
 def _amount(msats: int) -> dict[str, Any]:
@@ -84,7 +97,7 @@ def wallet_json(view: WalletView) -> dict[str, Any]:
     """A wallet in the contract's `Wallet` shape (network in the response spelling)."""
     network = network_response_name(view.network)
     balance = {
-        "id": str(uuid.uuid5(BALANCE_NAMESPACE, f"{view.id}/btc")),
+        "id": _balance_id(view.id),
         "wallet_id": view.id,
         "effective_time": timestamp(view.updated_at),
         "available": _amount(view.balance_msats),
@@ -718,6 +731,8 @@ class EmulatorApp:
         self.store = store
         self.faults = faults
         self._keys: dict[str, KeyGrant] = {}
+        # the body of each listing last served, while the store answers with the same views
+        self._listing_bodies: dict[tuple[str, str | None, bool], tuple[object, bytes]] = {}
         for key, grant in (keys or {}).items():
             self.add_key(key, grant)
         self._app = Starlette(
@@ -923,7 +938,14 @@ class EmulatorApp:
         views = self.store.list_wallets(
             organization_id, environment_id=environment_id, include_inactive=include_inactive
         )
-        return JSONResponse([wallet_json(v) for v in views])
+        key = (organization_id, environment_id, include_inactive)
+        cached = self._listing_bodies.get(key)
+        if cached is not None and cached[0] is views:
+            return Response(cached[1], media_type="application/json")
+        response = JSONResponse([wallet_json(v) for v in views])
+        if len(response.body) <= MAX_CACHED_LISTING_BYTES:
+            self._listing_bodies[key] = (views, bytes(response.body))
+        return response
 
     async def create_wallet(self, request: Request) -> Response:
         organization_id, grant = self._authorize(request, write=True)

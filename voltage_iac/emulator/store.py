@@ -347,6 +347,15 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """A wallet listing as read at a version of the database."""
+
+    version: tuple[int, int]  # (writes of this store, SQLite's data_version)
+    settled_at: float  # when the last of its creations and changes took effect
+    views: tuple[WalletView, ...]
+
+
 class Store:
     """The emulated world in one SQLite file. Thread-safe; several processes may share it."""
 
@@ -355,6 +364,8 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._lock = threading.RLock()
+        self._writes = 0  # write transactions of this store (other processes: data_version)
+        self._listings: dict[tuple[str, str | None, bool], _Listing] = {}
         self._db = sqlite3.connect(
             str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0
         )
@@ -395,6 +406,7 @@ class Store:
         concurrent processes do not interleave."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            self._writes += 1
             try:
                 yield _Tx(self._db)
             except BaseException:
@@ -582,7 +594,7 @@ class Store:
         *,
         environment_id: str | None = None,
         include_inactive: bool = False,
-    ) -> list[WalletView]:
+    ) -> tuple[WalletView, ...]:
         """Visible wallets of an organization (one environment if given), oldest first;
         deleted ones only with `include_inactive`."""
         now = self.now()
@@ -592,9 +604,25 @@ class Store:
             sql += " AND environment_id = ?"
             args.append(environment_id)
         sql += " ORDER BY created_at, id"
+        key = (organization_id, environment_id, include_inactive)
         with self._read() as db:
-            views = self._views(db, db.all(sql, args), now)
-        return [v for v in views if v.visible and (include_inactive or v.active)]
+            version = (self._writes, db.one("PRAGMA data_version")[0])
+            cached = self._listings.get(key)
+            if cached is not None and cached.version == version and now >= cached.settled_at:
+                return cached.views
+            rows = db.all(sql, args)
+            events = self._events_of(db, [row["id"] for row in rows])
+            views = [_fold(row, events[row["id"]], now) for row in rows]
+        listed = tuple(v for v in views if v.visible and (include_inactive or v.active))
+        # Kept for the next listing while nothing is written (by this store or another
+        # process) and nothing listed is still to take effect: planning reads the same
+        # large listing again and again, and gets the same answer.
+        times = [float(row["visible_at"]) for row in rows]
+        times += [float(ev["effective_at"]) for evs in events.values() for ev in evs]
+        settled_at = max(times, default=0.0)
+        if settled_at <= now:
+            self._listings[key] = _Listing(version, settled_at, listed)
+        return listed
 
     def get_wallet(self, organization_id: str, wallet_id: str) -> WalletView | None:
         """The wallet if its creation is visible (deleted wallets included), else None."""
@@ -623,9 +651,12 @@ class Store:
         return self._views(db, [row], now)[0]
 
     def _views(self, db: _Tx, rows: Sequence[sqlite3.Row], now: float) -> list[WalletView]:
-        if not rows:
-            return []
-        ids = [row["id"] for row in rows]
+        events = self._events_of(db, [row["id"] for row in rows])
+        return [_fold(row, events[row["id"]], now) for row in rows]
+
+    @staticmethod
+    def _events_of(db: _Tx, ids: Sequence[str]) -> dict[str, list[sqlite3.Row]]:
+        """Each wallet's events, in acceptance order."""
         events: dict[str, list[sqlite3.Row]] = {i: [] for i in ids}
         for chunk_start in range(0, len(ids), 500):
             chunk = ids[chunk_start : chunk_start + 500]
@@ -634,7 +665,7 @@ class Store:
                 f"SELECT * FROM events WHERE wallet_id IN ({marks}) ORDER BY seq", chunk
             ):
                 events[ev["wallet_id"]].append(ev)
-        return [_fold(row, events[row["id"]], now) for row in rows]
+        return events
 
     # --- wallet writes ---------------------------------------------------------------
 
