@@ -68,3 +68,34 @@ def test_writes_and_reads_share_one_connection(server: str, body: bytes) -> None
     finally:
         core.close()
     assert len(_Handler.ports) == 1, _Handler.ports
+
+
+def test_each_thread_keeps_its_own_connection(server: str) -> None:
+    """Threads of one run (an apply's workers) each reuse one connection, however many
+    requests they send."""
+    _Handler.body = b""
+    core = HttpCore(server, timeout=5.0, deadline=10.0)
+    threads, rounds = 4, 6
+    start = threading.Barrier(threads)
+    failures: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            start.wait(timeout=5)
+            for r in range(rounds):
+                answer = core.request(
+                    "POST", "/things", f"create {n}/{r}", write=True, content=b"{}"
+                )
+                assert answer.status == 202
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(timeout=20)
+    assert not failures and not any(t.is_alive() for t in workers)
+    assert core.request_count == threads * rounds
+    assert len(_Handler.ports) <= threads, _Handler.ports  # not one per request
+    core.close()
