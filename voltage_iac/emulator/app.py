@@ -717,6 +717,9 @@ class EmulatorApp:
     ) -> None:
         self.store = store
         self.faults = faults
+        # Requests waiting out injected latency now, and the most at once (read by tests).
+        self.latency_waiting = 0
+        self.latency_waiting_most = 0
         self._keys: dict[str, KeyGrant] = {}
         for key, grant in (keys or {}).items():
             self.add_key(key, grant)
@@ -745,7 +748,7 @@ class EmulatorApp:
         method: str = scope["method"].upper()
         decision = self.faults.decide(method, path[len(API_PREFIX) :])
         if decision.latency_ms:
-            await asyncio.sleep(decision.latency_ms / 1000)
+            await self._wait_latency(decision.latency_ms / 1000)
         if decision.rate_limited:
             retry_ms = decision.retry_after_ms
             response = error_response(
@@ -783,6 +786,15 @@ class EmulatorApp:
             await _internal_error()(scope, receive, send)
         else:
             await _cut_off(send, status)
+
+    async def _wait_latency(self, seconds: float) -> None:
+        # Awaited, so the event loop answers other requests meanwhile.
+        self.latency_waiting += 1
+        self.latency_waiting_most = max(self.latency_waiting_most, self.latency_waiting)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.latency_waiting -= 1
 
     async def _http_exception(self, request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
