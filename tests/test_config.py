@@ -336,10 +336,8 @@ def test_the_bad_corpus_is_complete() -> None:
 
 
 def check_refused(path: Path, expect: str, line: int | None) -> None:
-    started = time.perf_counter()
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={})
-    assert time.perf_counter() - started < 1.0
     error = info.value
     assert error.exit_code == EXIT_INVALID
     matching = [issue for issue in error.issues if expect in str(issue)]

@@ -44,6 +44,7 @@ from voltage_iac.plan import Action, Change, Plan, PolicyResult
 from voltage_iac.policy import PolicyRun, judge, policy_run
 from voltage_iac.providers.base import Backend, Deferring
 from voltage_iac.stale import ReviewedPlan, stale_differences
+from voltage_iac.threads import start_and_wait, wait_through_interrupts
 
 
 @dataclass
@@ -435,15 +436,13 @@ class Engine:
             finished.set()
         alive[0] = count + confirmers
         sending[0] = count
-        # Never Thread.join here: a join interrupted by Ctrl-C can leave a running thread
-        # looking finished. The main thread waits on an event the threads set.
+        # The main thread waits on an event the threads set (threads.py).
         try:
-            for n in range(confirmers):
-                threading.Thread(target=confirmer, name=f"apply-wait-{n}", daemon=True).start()
-            for n in range(count):
-                threading.Thread(target=worker, name=f"apply-{n}", daemon=True).start()
-            while not finished.wait(timeout=0.2):
-                pass
+            start_and_wait(
+                [(f"apply-wait-{n}", confirmer) for n in range(confirmers)]
+                + [(f"apply-{n}", worker) for n in range(count)],
+                finished,
+            )
         except KeyboardInterrupt:
             stop.set()
             report.interrupted = True
@@ -451,14 +450,8 @@ class Engine:
                 with state:
                     running = len(in_flight)
                 events.on_interrupt(running)
-            # Running changes finish (each has its own deadline): a second Ctrl-C would
-            # only lose their results.
-            while True:
-                try:
-                    if finished.wait(timeout=0.2):
-                        break
-                except KeyboardInterrupt:
-                    continue
+            # Running changes finish (each has its own deadline).
+            wait_through_interrupts(finished)
         if halt is not None and halt.is_set() and len(results) < len(changes):
             report.interrupted = True
 

@@ -36,6 +36,7 @@ from voltage_iac.errors import (
     VoltageIacError,
 )
 from voltage_iac.model import DesiredState
+from voltage_iac.threads import start_and_wait, wait_through_interrupts
 
 #: Stacks run at once (each runs its own requests and apply workers on top).
 STACK_WORKERS = 4
@@ -199,12 +200,8 @@ def run_stacks(
     if count == 0:
         finished.set()
     interrupted = False
-    # As in the engine: wait on an event the workers set, never on Thread.join.
     try:
-        for n in range(count):
-            threading.Thread(target=worker, name=f"stack-{n}", daemon=True).start()
-        while not finished.wait(timeout=0.2):
-            pass
+        start_and_wait([(f"stack-{n}", worker) for n in range(count)], finished)
     except KeyboardInterrupt:
         stop.set()
         interrupted = True
@@ -214,12 +211,7 @@ def run_stacks(
             with lock:
                 busy = len(running)
             on_interrupt(busy)
-        while True:
-            try:
-                if finished.wait(timeout=0.2):
-                    break
-            except KeyboardInterrupt:
-                continue
+        wait_through_interrupts(finished)
     for run in pending:
         if run.value is None and run.error is None and stop.is_set() and run.code == EXIT_OK:
             run.error = "not started: the command was interrupted"

@@ -24,7 +24,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -54,6 +54,8 @@ from voltage_iac.emulator.store import (
     WalletView,
     WebhookView,
     hash_key,
+    wallet_not_found,
+    webhook_not_found,
 )
 
 API_PREFIX = "/v1"
@@ -65,6 +67,7 @@ BALANCE_NAMESPACE = uuid.UUID("5d1e7c2a-9b3f-5a4e-8c6d-0e1f2a3b4c5d")
 DECISION_KEY = "voltage_iac.emulator.decision"
 
 Handler = Callable[[Request], Awaitable[Response]]
+Found = TypeVar("Found")
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -730,6 +733,9 @@ class EmulatorApp:
     ) -> None:
         self.store = store
         self.faults = faults
+        # Requests waiting out injected latency now, and the most at once (read by tests).
+        self.latency_waiting = 0
+        self.latency_waiting_most = 0
         self._keys: dict[str, KeyGrant] = {}
         # the body of each listing last served, while the store answers with the same views
         self._listing_bodies: dict[tuple[str, str | None, bool], tuple[object, bytes]] = {}
@@ -760,7 +766,7 @@ class EmulatorApp:
         method: str = scope["method"].upper()
         decision = self.faults.decide(method, path[len(API_PREFIX) :])
         if decision.latency_ms:
-            await asyncio.sleep(decision.latency_ms / 1000)
+            await self._wait_latency(decision.latency_ms / 1000)
         if decision.rate_limited:
             retry_ms = decision.retry_after_ms
             response = error_response(
@@ -798,6 +804,15 @@ class EmulatorApp:
             await _internal_error()(scope, receive, send)
         else:
             await _cut_off(send, status)
+
+    async def _wait_latency(self, seconds: float) -> None:
+        # Awaited, so the event loop answers other requests meanwhile.
+        self.latency_waiting += 1
+        self.latency_waiting_most = max(self.latency_waiting_most, self.latency_waiting)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.latency_waiting -= 1
 
     async def _http_exception(self, request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -910,16 +925,28 @@ class EmulatorApp:
         if grant.environment_id is not None and grant.environment_id != environment_id:
             raise _forbidden("this key has no access to that environment")
 
-    def _delay(self, request: Request) -> float:
-        decision: Decision = request.scope.get(DECISION_KEY) or Decision()
-        return self.faults.base_visibility_delay() + decision.extra_visibility
+    def _environment_ids(self, request: Request, grant: KeyGrant) -> list[str] | None:
+        """The `environment_ids` query (each one the key may see), else the key's own
+        environment, else None (all)."""
+        environment_ids = _query_uuids(request, "environment_ids")
+        if environment_ids is not None:
+            for environment_id in environment_ids:
+                self._check_environment(grant, environment_id)
+        elif grant.environment_id is not None:
+            environment_ids = [grant.environment_id]
+        return environment_ids
 
-    def _visible_wallet(self, request: Request, organization_id: str, grant: KeyGrant) -> str:
+    def _delay(self, request: Request) -> float:
+        return self.faults.base_visibility_delay() + _decision(request).extra_visibility
+
+    def _wallet_target(self, request: Request, *, write: bool) -> tuple[str, str]:
+        """(organization id, wallet id) of the path, once the key may act on that wallet."""
+        organization_id, grant = self._authorize(request, write=write)
         wallet_id = _path_uuid(request, "wallet_id")
         view = self.store.get_wallet(organization_id, wallet_id)
         if view is not None:
             self._check_environment(grant, view.environment_id)
-        return wallet_id
+        return organization_id, wallet_id
 
     # --- wallets ---------------------------------------------------------------------
 
@@ -957,52 +984,43 @@ class EmulatorApp:
     async def get_wallet(self, request: Request) -> Response:
         organization_id, grant = self._authorize(request, write=False)
         wallet_id = _path_uuid(request, "wallet_id")
-        view = self.store.get_wallet(organization_id, wallet_id)
-        if view is None:
-            raise RuleError(
-                404,
-                "instance_not_found",
-                "no wallet with this id in the organization",
-                {"wallet_id": wallet_id},
-            )
+        view = _found(
+            self.store.get_wallet(organization_id, wallet_id), wallet_not_found(wallet_id)
+        )
         self._check_environment(grant, view.environment_id)
         return JSONResponse(wallet_json(view))
 
     async def update_wallet(self, request: Request) -> Response:
-        organization_id, grant = self._authorize(request, write=True)
-        wallet_id = self._visible_wallet(request, organization_id, grant)
+        organization_id, wallet_id = self._wallet_target(request, write=True)
         name = parse_rename(await _json_body(request))
         self.store.rename_wallet(organization_id, wallet_id, name, delay=self._delay(request))
         return Response(status_code=202)
 
     async def delete_wallet(self, request: Request) -> Response:
-        organization_id, grant = self._authorize(request, write=True)
-        wallet_id = self._visible_wallet(request, organization_id, grant)
-        decision: Decision = request.scope.get(DECISION_KEY) or Decision()
+        organization_id, wallet_id = self._wallet_target(request, write=True)
         self.store.delete_wallet(
             organization_id,
             wallet_id,
             delay=self._delay(request),
-            fails=decision.deletion_fails,
+            fails=_decision(request).deletion_fails,
         )
         return Response(status_code=202)
 
     async def get_policies(self, request: Request) -> Response:
-        organization_id, grant = self._authorize(request, write=False)
-        wallet_id = self._visible_wallet(request, organization_id, grant)
-        view = self.store.get_policies(organization_id, wallet_id)
-        if view is None:
-            raise RuleError(
+        organization_id, wallet_id = self._wallet_target(request, write=False)
+        view = _found(
+            self.store.get_policies(organization_id, wallet_id),
+            RuleError(
                 404,
                 "wallet_policies_not_found",
                 "no policies found for this wallet",
                 {"wallet_id": wallet_id},
-            )
+            ),
+        )
         return JSONResponse(policies_json(view))
 
     async def update_policies(self, request: Request) -> Response:
-        organization_id, grant = self._authorize(request, write=True)
-        wallet_id = self._visible_wallet(request, organization_id, grant)
+        organization_id, wallet_id = self._wallet_target(request, write=True)
         changes = parse_policy_update(await _json_body(request))
         self.store.update_policies(organization_id, wallet_id, changes, delay=self._delay(request))
         return Response(status_code=202)
@@ -1018,12 +1036,7 @@ class EmulatorApp:
                 "invalid_parameter",
                 f"network must be one of {', '.join(REQUEST_NETWORKS)}",
             )
-        environment_ids = _query_uuids(request, "environment_ids")
-        if environment_ids is not None:
-            for environment_id in environment_ids:
-                self._check_environment(grant, environment_id)
-        elif grant.environment_id is not None:
-            environment_ids = [grant.environment_id]
+        environment_ids = self._environment_ids(request, grant)
         summaries = self.store.line_summaries(
             organization_id,
             network=network,
@@ -1035,14 +1048,15 @@ class EmulatorApp:
     async def line_summary(self, request: Request) -> Response:
         organization_id, grant = self._authorize(request, write=False)
         line_id = _path_uuid(request, "line_id")
-        summary = self.store.line_summary(organization_id, line_id)
-        if summary is None:
-            raise RuleError(
+        summary = _found(
+            self.store.line_summary(organization_id, line_id),
+            RuleError(
                 404,
                 "line_of_credit_not_found",
                 "no line of credit with this id in the organization",
                 {"line_of_credit_id": line_id},
-            )
+            ),
+        )
         self._check_environment(grant, summary.environment_id)
         return JSONResponse(line_json(summary))
 
@@ -1055,12 +1069,7 @@ class EmulatorApp:
 
     async def list_webhooks(self, request: Request) -> Response:
         organization_id, grant = self._authorize(request, write=False)
-        environment_ids = _query_uuids(request, "environment_ids")
-        if environment_ids is not None:
-            for environment_id in environment_ids:
-                self._check_environment(grant, environment_id)
-        elif grant.environment_id is not None:
-            environment_ids = [grant.environment_id]
+        environment_ids = self._environment_ids(request, grant)
         statuses = _query_list(request, "statuses")
         for status in statuses or ():
             if status not in WEBHOOK_STATUSES:
@@ -1095,14 +1104,10 @@ class EmulatorApp:
 
     async def get_webhook(self, request: Request) -> Response:
         organization_id, environment_id, webhook_id = self._webhook_target(request, write=False)
-        view = self.store.get_webhook(organization_id, environment_id, webhook_id)
-        if view is None:
-            raise RuleError(
-                404,
-                "webhook_not_found",
-                "no webhook with this id in the environment",
-                {"webhook_id": webhook_id},
-            )
+        view = _found(
+            self.store.get_webhook(organization_id, environment_id, webhook_id),
+            webhook_not_found(webhook_id),
+        )
         return JSONResponse(webhook_json(view))
 
     async def _change_webhook(
@@ -1145,7 +1150,7 @@ class EmulatorApp:
         organization_id, grant = self._authorize(request, write=True)
         environment_id = self._environment_path(request, grant)
         new = parse_new_receive(await _json_body(request))
-        decision: Decision = request.scope.get(DECISION_KEY) or Decision()
+        decision = _decision(request)
         outcome = "invoice"
         if decision.receive_fee_refused:
             outcome = "fee_refused"
@@ -1165,14 +1170,15 @@ class EmulatorApp:
         organization_id, grant = self._authorize(request, write=False)
         environment_id = self._environment_path(request, grant)
         payment_id = _path_uuid(request, "payment_id")
-        view = self.store.get_receive(organization_id, environment_id, payment_id)
-        if view is None:
-            raise RuleError(
+        view = _found(
+            self.store.get_receive(organization_id, environment_id, payment_id),
+            RuleError(
                 404,
                 "payment_not_found",
                 "no payment with this id in the organization and environment",
                 {"payment_id": payment_id},
-            )
+            ),
+        )
         return JSONResponse(receive_json(view))
 
     async def list_payments(self, request: Request) -> Response:
@@ -1248,21 +1254,21 @@ class EmulatorApp:
         return JSONResponse(self.faults.to_dict())
 
     async def admin_put_faults(self, request: Request) -> Response:
-        body = await _admin_body(request)
-        if not isinstance(body, dict):
-            return _admin_error("expected a JSON object of fault settings")
-        try:
-            self.faults.replace(Faults.from_dict(body))
-        except ValueError as exc:
-            return _admin_error(str(exc))
-        return JSONResponse(self.faults.to_dict())
+        return await self._admin_faults(
+            request, lambda body: self.faults.replace(Faults.from_dict(body))
+        )
 
     async def admin_patch_faults(self, request: Request) -> Response:
+        return await self._admin_faults(request, lambda body: self.faults.update(**body))
+
+    async def _admin_faults(
+        self, request: Request, change: Callable[[dict[str, Any]], None]
+    ) -> Response:
         body = await _admin_body(request)
         if not isinstance(body, dict):
             return _admin_error("expected a JSON object of fault settings")
         try:
-            self.faults.update(**body)
+            change(body)
         except ValueError as exc:
             return _admin_error(str(exc))
         return JSONResponse(self.faults.to_dict())
@@ -1337,6 +1343,19 @@ def _dispatch(methods: Mapping[str, Handler]) -> Handler:
         return await methods[method](request)
 
     return endpoint
+
+
+def _decision(request: Request) -> Decision:
+    """The faults decided for this request (none outside the fault layer)."""
+    decision: Decision = request.scope.get(DECISION_KEY) or Decision()
+    return decision
+
+
+def _found(found: Found | None, not_found: RuleError) -> Found:
+    """`found`, or the 404 `not_found` when there is nothing."""
+    if found is None:
+        raise not_found
+    return found
 
 
 def _forbidden(detail: str) -> RuleError:

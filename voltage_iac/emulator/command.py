@@ -11,7 +11,9 @@ list, and it is never printed.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -23,6 +25,7 @@ from voltage_iac.emulator.store import Store
 
 DEFAULT_DB = Path(".voltage-iac") / "emulator.db"
 RATE = click.FloatRange(0.0, 1.0)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group("emulator")
@@ -31,17 +34,32 @@ def emulator() -> None:
     webhooks, receive payments)."""
 
 
+def _db_option(help: str | None = None) -> Callable[[F], F]:
+    return click.option(
+        "--db",
+        "db_path",
+        default=str(DEFAULT_DB),
+        show_default=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=help,
+    )
+
+
+def _seconds_option(name: str, default: float, help: str) -> Callable[[F], F]:
+    return click.option(
+        name, type=click.FloatRange(0.0), default=default, show_default=True, help=help
+    )
+
+
+def _share_option(name: str, help: str) -> Callable[[F], F]:
+    """A fault setting that is the share (0 to 1) of the requests it hits."""
+    return click.option(name, type=RATE, default=0.0, help=help)
+
+
 @emulator.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address only.")
 @click.option("--port", default=8790, show_default=True, type=click.IntRange(0, 65535))
-@click.option(
-    "--db",
-    "db_path",
-    default=str(DEFAULT_DB),
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Emulator database (created, with the demo world, when missing).",
-)
+@_db_option("Emulator database (created, with the demo world, when missing).")
 @click.option(
     "--seed",
     "seed_file",
@@ -54,13 +72,7 @@ def emulator() -> None:
     show_default=True,
     help="Environment variable holding the API key the emulator accepts (write access).",
 )
-@click.option(
-    "--visibility-delay",
-    type=click.FloatRange(0.0),
-    default=0.2,
-    show_default=True,
-    help="Seconds before an accepted write shows in reads.",
-)
+@_seconds_option("--visibility-delay", 0.2, "Seconds before an accepted write shows in reads.")
 @click.option(
     "--latency-ms",
     type=click.IntRange(0),
@@ -68,63 +80,29 @@ def emulator() -> None:
     show_default=True,
     help="Added to every API request.",
 )
-@click.option(
-    "--fail-before-commit",
-    type=RATE,
-    default=0.0,
-    help="Share of writes answered 500 without being done.",
+@_share_option("--fail-before-commit", "Share of writes answered 500 without being done.")
+@_share_option("--fail-after-commit", "Share of writes done, then answered 500.")
+@_share_option(
+    "--drop-after-commit", "Share of writes done, then answered with a cut-off response."
 )
-@click.option(
-    "--fail-after-commit", type=RATE, default=0.0, help="Share of writes done, then answered 500."
-)
-@click.option(
-    "--drop-after-commit",
-    type=RATE,
-    default=0.0,
-    help="Share of writes done, then answered with a cut-off response.",
-)
-@click.option(
-    "--rate-limit", type=RATE, default=0.0, help="Share of requests answered 429 with Retry-After."
-)
-@click.option(
-    "--slow-visibility", type=RATE, default=0.0, help="Share of writes that take longer to show."
-)
-@click.option(
-    "--deletion-fails",
-    type=RATE,
-    default=0.0,
-    help="Share of deletes that are accepted, then fail.",
-)
-@click.option(
+@_share_option("--rate-limit", "Share of requests answered 429 with Retry-After.")
+@_share_option("--slow-visibility", "Share of writes that take longer to show.")
+@_share_option("--deletion-fails", "Share of deletes that are accepted, then fail.")
+@_share_option(
     "--secret-dropped",
-    type=RATE,
-    default=0.0,
-    help="Share of webhook creates and key rotations done, then answered with a cut-off response.",
+    "Share of webhook creates and key rotations done, then answered with a cut-off response.",
 )
-@click.option(
-    "--rotation-fails",
-    type=RATE,
-    default=0.0,
-    help="Share of webhook key rotations answered 500 without being done.",
+@_share_option(
+    "--rotation-fails", "Share of webhook key rotations answered 500 without being done."
 )
-@click.option(
-    "--invoice-delay",
-    type=click.FloatRange(0.0),
-    default=0.0,
-    show_default=True,
-    help="Seconds a receive payment stays generating before its invoice appears.",
+@_seconds_option(
+    "--invoice-delay", 0.0, "Seconds a receive payment stays generating before its invoice appears."
 )
-@click.option(
-    "--slow-invoice", type=RATE, default=0.0, help="Share of receives whose invoice comes late."
-)
-@click.option(
-    "--receive-fails", type=RATE, default=0.0, help="Share of receives that fail asynchronously."
-)
-@click.option(
+@_share_option("--slow-invoice", "Share of receives whose invoice comes late.")
+@_share_option("--receive-fails", "Share of receives that fail asynchronously.")
+@_share_option(
     "--receive-fee-refused",
-    type=RATE,
-    default=0.0,
-    help="Share of receives refused as if a nonzero receive processing fee applied.",
+    "Share of receives refused as if a nonzero receive processing fee applied.",
 )
 @click.option(
     "--fault-seed",
@@ -138,21 +116,8 @@ def serve_command(
     db_path: Path,
     seed_file: Path | None,
     api_key_env: str,
-    visibility_delay: float,
-    latency_ms: int,
-    fail_before_commit: float,
-    fail_after_commit: float,
-    drop_after_commit: float,
-    rate_limit: float,
-    slow_visibility: float,
-    deletion_fails: float,
-    secret_dropped: float,
-    rotation_fails: float,
-    invoice_delay: float,
-    slow_invoice: float,
-    receive_fails: float,
-    receive_fee_refused: float,
     fault_seed: int | None,
+    **fault_settings: Any,
 ) -> None:
     """Serve the emulator on HTTP until Ctrl-C. Base URL: http://HOST:PORT/v1."""
     key = os.environ.get(api_key_env, "")
@@ -164,23 +129,7 @@ def serve_command(
             "emulator with the same key",
         )
     try:
-        faults = Faults(
-            latency_ms=latency_ms,
-            visibility_delay=visibility_delay,
-            fail_before_commit=fail_before_commit,
-            fail_after_commit=fail_after_commit,
-            drop_after_commit=drop_after_commit,
-            rate_limit=rate_limit,
-            slow_visibility=slow_visibility,
-            deletion_fails=deletion_fails,
-            secret_dropped=secret_dropped,
-            rotation_fails=rotation_fails,
-            invoice_delay=invoice_delay,
-            slow_invoice=slow_invoice,
-            receive_fails=receive_fails,
-            receive_fee_refused=receive_fee_refused,
-            seed=fault_seed,
-        )
+        faults = Faults(seed=fault_seed, **fault_settings)
     except ValueError as exc:
         raise EmulatorError(str(exc)) from None
 
@@ -203,13 +152,7 @@ def serve_command(
 
 @emulator.command("seed")
 @click.argument("seed_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--db",
-    "db_path",
-    default=str(DEFAULT_DB),
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-)
+@_db_option()
 def seed_command(seed_file: Path, db_path: Path) -> None:
     """Load SEED_FILE (YAML or JSON) into the emulator database."""
     seed = load_seed_file(seed_file)

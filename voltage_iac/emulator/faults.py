@@ -282,21 +282,8 @@ class Faults:
 
     def clear(self) -> None:
         """Switch every fault off (keeps the visibility delay and the seed)."""
-        self.update(
-            latency_ms=0,
-            slow_visibility=0.0,
-            fail_before_commit=0.0,
-            fail_after_commit=0.0,
-            drop_after_commit=0.0,
-            rate_limit=0.0,
-            deletion_fails=0.0,
-            secret_dropped=0.0,
-            rotation_fails=0.0,
-            slow_invoice=0.0,
-            receive_fails=0.0,
-            receive_fee_refused=0.0,
-            schedule=[],
-        )
+        rates = dict.fromkeys(_RATE_FIELDS + _OPERATION_RATE_FIELDS, 0.0)
+        self.update(latency_ms=0, schedule=[], **rates)
 
     # --- serialisation (admin endpoints, command line) ---------------------------------
 

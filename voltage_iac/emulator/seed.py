@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,40 @@ def _check_fields(
         problems.append(f"{where}: unknown field '{name}'")
 
 
+def _entries(
+    data: Mapping[str, Any],
+    key: str,
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    problems: list[str],
+) -> Iterator[tuple[str, Mapping[str, Any], str]]:
+    """(where, entry, canonical id) of each entry of the list `key` that has a UUID id,
+    its fields checked; a problem for every other."""
+    for i, item in enumerate(_items(data, key, problems)):
+        where = f"{key}[{i}]"
+        _check_fields(where, item, required, optional, problems)
+        if not _is_uuid(item.get("id")):
+            problems.append(f"{where}.id: must be a UUID")
+            continue
+        yield where, item, str(uuid.UUID(item["id"]))
+
+
+def _reference(
+    where: str,
+    item: Mapping[str, Any],
+    name: str,
+    known: set[str],
+    what: str,
+    problems: list[str],
+) -> Any:
+    """The id in `item[name]` (canonical when a UUID); a problem unless it names one of
+    `known` (`what` of this seed)."""
+    value = item.get(name)
+    if not _is_uuid(value) or str(uuid.UUID(value)) not in known:
+        problems.append(f"{where}.{name}: must name {what} of this seed")
+    return str(uuid.UUID(value)) if _is_uuid(value) else value
+
+
 def validate_seed(data: object, *, source: str = "(document)") -> dict[str, Any]:
     """Check a seed document and return it normalised (ids lower-case, defaults filled).
 
@@ -205,18 +239,14 @@ def validate_seed(data: object, *, source: str = "(document)") -> dict[str, Any]
 
     environments: list[dict[str, Any]] = []
     env_ids: set[str] = set()
-    for i, env in enumerate(_items(data, "environments", problems)):
-        where = f"environments[{i}]"
-        _check_fields(where, env, ("id", "network"), ("name",), problems)
-        if not _is_uuid(env.get("id")):
-            problems.append(f"{where}.id: must be a UUID")
-            continue
+    for where, env, env_id in _entries(
+        data, "environments", ("id", "network"), ("name",), problems
+    ):
         if env.get("network") not in REQUEST_NETWORKS:
             problems.append(f"{where}.network: must be one of {', '.join(REQUEST_NETWORKS)}")
         name = env.get("name")
         if name is not None and not isinstance(name, str):
             problems.append(f"{where}.name: must be a string")
-        env_id: Any = str(uuid.UUID(env["id"]))
         env_ids.add(env_id)
         environments.append(
             {"id": env_id, "name": name, "network": env.get("network")},
@@ -231,34 +261,27 @@ def validate_seed(data: object, *, source: str = "(document)") -> dict[str, Any]
             continue
         if key.get("access") not in ACCESS_LEVELS:
             problems.append(f"{where}.access: must be read or write")
-        env_id = key.get("environment_id")
-        if env_id is not None:
-            if not _is_uuid(env_id):
+        key_env = key.get("environment_id")
+        if key_env is not None:
+            if not _is_uuid(key_env):
                 problems.append(f"{where}.environment_id: must be a UUID")
-                env_id = None
+                key_env = None
             else:
-                env_id = str(uuid.UUID(env_id))
-                if env_id not in env_ids:
+                key_env = str(uuid.UUID(key_env))
+                if key_env not in env_ids:
                     problems.append(f"{where}.environment_id: not an environment of this seed")
-        keys.append({"key": key["key"], "access": key.get("access"), "environment_id": env_id})
+        keys.append({"key": key["key"], "access": key.get("access"), "environment_id": key_env})
 
     lines: list[dict[str, Any]] = []
     line_ids: set[str] = set()
-    for i, line in enumerate(_items(data, "lines_of_credit", problems)):
-        where = f"lines_of_credit[{i}]"
-        _check_fields(
-            where,
-            line,
-            ("id", "environment_id", "network", "limit"),
-            ("currency", "disabled"),
-            problems,
-        )
-        if not _is_uuid(line.get("id")):
-            problems.append(f"{where}.id: must be a UUID")
-            continue
-        env_id = line.get("environment_id")
-        if not _is_uuid(env_id) or str(uuid.UUID(env_id)) not in env_ids:
-            problems.append(f"{where}.environment_id: must name an environment of this seed")
+    for where, line, line_id in _entries(
+        data,
+        "lines_of_credit",
+        ("id", "environment_id", "network", "limit"),
+        ("currency", "disabled"),
+        problems,
+    ):
+        line_env = _reference(where, line, "environment_id", env_ids, "an environment", problems)
         if line.get("network") not in REQUEST_NETWORKS:
             problems.append(f"{where}.network: must be one of {', '.join(REQUEST_NETWORKS)}")
         if not _is_int(line.get("limit")):
@@ -269,12 +292,11 @@ def validate_seed(data: object, *, source: str = "(document)") -> dict[str, Any]
         disabled = line.get("disabled", False)
         if not isinstance(disabled, bool):
             problems.append(f"{where}.disabled: must be true or false")
-        line_id: Any = str(uuid.UUID(line["id"]))
         line_ids.add(line_id)
         lines.append(
             {
                 "id": line_id,
-                "environment_id": str(uuid.UUID(env_id)) if _is_uuid(env_id) else env_id,
+                "environment_id": line_env,
                 "network": line.get("network"),
                 "limit": line.get("limit"),
                 "currency": currency,
@@ -283,24 +305,19 @@ def validate_seed(data: object, *, source: str = "(document)") -> dict[str, Any]
         )
 
     wallets: list[dict[str, Any]] = []
-    for i, wallet in enumerate(_items(data, "wallets", problems)):
-        where = f"wallets[{i}]"
-        _check_fields(
-            where,
-            wallet,
-            ("id", "environment_id", "line_of_credit_id", "name", "limit", "network"),
-            ("metadata", "balance_msats", "active"),
-            problems,
+    for where, wallet, wallet_id in _entries(
+        data,
+        "wallets",
+        ("id", "environment_id", "line_of_credit_id", "name", "limit", "network"),
+        ("metadata", "balance_msats", "active"),
+        problems,
+    ):
+        wallet_env = _reference(
+            where, wallet, "environment_id", env_ids, "an environment", problems
         )
-        if not _is_uuid(wallet.get("id")):
-            problems.append(f"{where}.id: must be a UUID")
-            continue
-        env_id = wallet.get("environment_id")
-        if not _is_uuid(env_id) or str(uuid.UUID(env_id)) not in env_ids:
-            problems.append(f"{where}.environment_id: must name an environment of this seed")
-        line_id = wallet.get("line_of_credit_id")
-        if not _is_uuid(line_id) or str(uuid.UUID(line_id)) not in line_ids:
-            problems.append(f"{where}.line_of_credit_id: must name a line of credit of this seed")
+        wallet_line = _reference(
+            where, wallet, "line_of_credit_id", line_ids, "a line of credit", problems
+        )
         name = wallet.get("name")
         if not isinstance(name, str) or not 3 <= len(name) <= 256:
             problems.append(f"{where}.name: must be a string of 3 to 256 characters")
@@ -322,9 +339,9 @@ def validate_seed(data: object, *, source: str = "(document)") -> dict[str, Any]
             problems.append(f"{where}.active: must be true or false")
         wallets.append(
             {
-                "id": str(uuid.UUID(wallet["id"])),
-                "environment_id": str(uuid.UUID(env_id)) if _is_uuid(env_id) else env_id,
-                "line_of_credit_id": str(uuid.UUID(line_id)) if _is_uuid(line_id) else line_id,
+                "id": wallet_id,
+                "environment_id": wallet_env,
+                "line_of_credit_id": wallet_line,
                 "name": name,
                 "limit": wallet.get("limit"),
                 "network": wallet.get("network"),
@@ -335,21 +352,14 @@ def validate_seed(data: object, *, source: str = "(document)") -> dict[str, Any]
         )
 
     webhooks: list[dict[str, Any]] = []
-    for i, hook in enumerate(_items(data, "webhooks", problems)):
-        where = f"webhooks[{i}]"
-        _check_fields(
-            where,
-            hook,
-            ("id", "environment_id", "url", "name", "events"),
-            ("status", "shared_secret"),
-            problems,
-        )
-        if not _is_uuid(hook.get("id")):
-            problems.append(f"{where}.id: must be a UUID")
-            continue
-        env_id = hook.get("environment_id")
-        if not _is_uuid(env_id) or str(uuid.UUID(env_id)) not in env_ids:
-            problems.append(f"{where}.environment_id: must name an environment of this seed")
+    for where, hook, hook_id in _entries(
+        data,
+        "webhooks",
+        ("id", "environment_id", "url", "name", "events"),
+        ("status", "shared_secret"),
+        problems,
+    ):
+        hook_env = _reference(where, hook, "environment_id", env_ids, "an environment", problems)
         for name in ("url", "name"):
             if not isinstance(hook.get(name), str) or not hook.get(name):
                 problems.append(f"{where}.{name}: must be a non-empty string")
@@ -368,8 +378,8 @@ def validate_seed(data: object, *, source: str = "(document)") -> dict[str, Any]
             problems.append(f"{where}.shared_secret: must be a non-empty string")
         webhooks.append(
             {
-                "id": str(uuid.UUID(hook["id"])),
-                "environment_id": str(uuid.UUID(env_id)) if _is_uuid(env_id) else env_id,
+                "id": hook_id,
+                "environment_id": hook_env,
                 "url": hook.get("url"),
                 "name": hook.get("name"),
                 "events": events,
@@ -382,13 +392,11 @@ def validate_seed(data: object, *, source: str = "(document)") -> dict[str, Any]
         ("environments", environments),
         ("lines_of_credit", lines),
         ("webhooks", webhooks),
+        ("wallets", wallets),
     ):
         counts = Counter(item["id"] for item in items)
         for dup in sorted(x for x, n in counts.items() if n > 1):
             problems.append(f"{kind}: id {dup} appears more than once")
-    wallet_counts = Counter(w["id"] for w in wallets)
-    for dup in sorted(x for x, n in wallet_counts.items() if n > 1):
-        problems.append(f"wallets: id {dup} appears more than once")
 
     if problems:
         raise SeedError(source, problems)

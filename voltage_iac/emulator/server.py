@@ -231,6 +231,13 @@ class EmbeddedEmulator:
             raise RuntimeError("the emulator is not running")
         return self._store
 
+    @property
+    def app(self) -> EmulatorApp:
+        """The running application (its counters are what tests observe)."""
+        if self._app is None:
+            raise RuntimeError("the emulator is not running")
+        return self._app
+
     def add_key(
         self,
         key: ApiKey,

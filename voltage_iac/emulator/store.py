@@ -674,11 +674,7 @@ class Store:
         wallet visible `delay` seconds later. Raises RuleError."""
         now = self.now()
         with self._write() as db:
-            env = db.one_or_none(
-                "SELECT id FROM environments WHERE id = ? AND organization_id = ?",
-                (request.environment_id, organization_id),
-            )
-            if env is None:
+            if not _has_environment(db, organization_id, request.environment_id):
                 raise RuleError(
                     400,
                     "invalid_request",
@@ -754,7 +750,7 @@ class Store:
         with self._write() as db:
             view = self._view_in(db, organization_id, wallet_id, now)
             if view is None or not view.visible or not view.active:
-                raise _wallet_not_found(wallet_id)
+                raise wallet_not_found(wallet_id)
             self._add_event(db, wallet_id, "rename", {"name": name}, now, now + delay)
 
     def delete_wallet(
@@ -767,7 +763,7 @@ class Store:
         with self._write() as db:
             view = self._view_in(db, organization_id, wallet_id, now)
             if view is None or not view.visible or not view.active:
-                raise _wallet_not_found(wallet_id)
+                raise wallet_not_found(wallet_id)
             if view.balance_msats != 0:
                 raise RuleError(
                     400,
@@ -824,21 +820,7 @@ class Store:
         effective_at: float,
     ) -> float:
         """Record a change of a wallet; returns when it takes effect."""
-        # A wallet's changes take effect in the order they were accepted, never before
-        # the wallet itself is visible.
-        row = db.one(
-            "SELECT MAX(e) AS floor FROM (SELECT MAX(effective_at) AS e FROM events "
-            "WHERE wallet_id = ? UNION ALL SELECT visible_at AS e FROM wallets WHERE id = ?)",
-            (wallet_id, wallet_id),
-        )
-        floor = row["floor"]
-        effective = max(effective_at, floor) if floor is not None else effective_at
-        db.execute(
-            "INSERT INTO events (wallet_id, kind, payload, accepted_at, effective_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (wallet_id, kind, json.dumps(dict(payload)), accepted_at, effective),
-        )
-        return float(effective)
+        return _add_change(db, _WALLET_CHANGES, wallet_id, kind, payload, accepted_at, effective_at)
 
     def _allocated(self, db: _Tx, line_id: str, now: float) -> int:
         """What the line has allocated at `now`: the running total plus the deletes
@@ -921,11 +903,7 @@ class Store:
         RuleError 409 `webhook_exists` for an id ever used, pending or deleted."""
         now = self.now()
         with self._write() as db:
-            env = db.one_or_none(
-                "SELECT id FROM environments WHERE id = ? AND organization_id = ?",
-                (request.environment_id, organization_id),
-            )
-            if env is None:
+            if not _has_environment(db, organization_id, request.environment_id):
                 raise RuleError(
                     400,
                     "invalid_webhook",
@@ -958,17 +936,8 @@ class Store:
         self, organization_id: str, environment_id: str, webhook_id: str
     ) -> WebhookView | None:
         """The webhook if its creation is visible in that environment (deleted included)."""
-        now = self.now()
         with self._read() as db:
-            row = db.one_or_none(
-                "SELECT * FROM webhooks WHERE id = ? AND organization_id = ? "
-                "AND environment_id = ?",
-                (webhook_id, organization_id, environment_id),
-            )
-            if row is None:
-                return None
-            view = self._webhook_views(db, [row], now)[0]
-        return view if view.visible else None
+            return self._webhook_in(db, organization_id, environment_id, webhook_id, self.now())
 
     def list_webhooks(
         self,
@@ -1017,10 +986,10 @@ class Store:
         with self._write() as db:
             view = self._webhook_in(db, organization_id, environment_id, webhook_id, now)
             if view is None or view.status == "deleted":
-                raise _webhook_not_found(webhook_id)
+                raise webhook_not_found(webhook_id)
             if kind == "delete" and view.delete_pending:
                 return
-            self._add_webhook_event(db, webhook_id, kind, payload, now, now + delay)
+            _add_change(db, _WEBHOOK_CHANGES, webhook_id, kind, payload, now, now + delay)
 
     def rotate_webhook_secret(
         self, organization_id: str, environment_id: str, webhook_id: str, secret: str
@@ -1030,7 +999,7 @@ class Store:
         with self._write() as db:
             view = self._webhook_in(db, organization_id, environment_id, webhook_id, now)
             if view is None or view.status == "deleted" or view.delete_pending:
-                raise _webhook_not_found(webhook_id)
+                raise webhook_not_found(webhook_id)
             db.execute(
                 "UPDATE webhooks SET secret_hash = ? WHERE id = ?", (hash_key(secret), webhook_id)
             )
@@ -1065,28 +1034,6 @@ class Store:
             ):
                 events[ev["webhook_id"]].append(ev)
         return [_fold_webhook(row, events[row["id"]], now) for row in rows]
-
-    def _add_webhook_event(
-        self,
-        db: _Tx,
-        webhook_id: str,
-        kind: str,
-        payload: Mapping[str, Any],
-        accepted_at: float,
-        effective_at: float,
-    ) -> None:
-        row = db.one(
-            "SELECT MAX(e) AS floor FROM (SELECT MAX(effective_at) AS e FROM webhook_events "
-            "WHERE webhook_id = ? UNION ALL SELECT visible_at AS e FROM webhooks WHERE id = ?)",
-            (webhook_id, webhook_id),
-        )
-        floor = row["floor"]
-        effective = max(effective_at, floor) if floor is not None else effective_at
-        db.execute(
-            "INSERT INTO webhook_events (webhook_id, kind, payload, accepted_at, effective_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (webhook_id, kind, json.dumps(dict(payload)), accepted_at, effective),
-        )
 
     # --- receive payments ------------------------------------------------------------
 
@@ -1429,7 +1376,50 @@ class _Tx:
         return list(self._db.execute(sql, tuple(args)).fetchall())
 
 
-def _wallet_not_found(wallet_id: str) -> RuleError:
+def _has_environment(db: _Tx, organization_id: str, environment_id: str) -> bool:
+    row = db.one_or_none(
+        "SELECT id FROM environments WHERE id = ? AND organization_id = ?",
+        (environment_id, organization_id),
+    )
+    return row is not None
+
+
+# (table of changes, table of the resources, column naming the resource) of a kind.
+_WALLET_CHANGES = ("events", "wallets", "wallet_id")
+_WEBHOOK_CHANGES = ("webhook_events", "webhooks", "webhook_id")
+
+
+def _add_change(
+    db: _Tx,
+    tables: tuple[str, str, str],
+    owner_id: str,
+    kind: str,
+    payload: Mapping[str, Any],
+    accepted_at: float,
+    effective_at: float,
+) -> float:
+    """Record a change of a wallet or a webhook (`tables`: `_WALLET_CHANGES` or
+    `_WEBHOOK_CHANGES`); returns when it takes effect."""
+    events, owners, owner_column = tables
+    # The changes of one resource take effect in the order they were accepted, never
+    # before the resource itself is visible.
+    row = db.one(
+        f"SELECT MAX(e) AS floor FROM (SELECT MAX(effective_at) AS e FROM {events} "
+        f"WHERE {owner_column} = ? UNION ALL SELECT visible_at AS e FROM {owners} WHERE id = ?)",
+        (owner_id, owner_id),
+    )
+    floor = row["floor"]
+    effective = max(effective_at, floor) if floor is not None else effective_at
+    db.execute(
+        f"INSERT INTO {events} ({owner_column}, kind, payload, accepted_at, effective_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (owner_id, kind, json.dumps(dict(payload)), accepted_at, effective),
+    )
+    return float(effective)
+
+
+def wallet_not_found(wallet_id: str) -> RuleError:
+    """404 for a wallet that is not there (or not visible, or not active for a write)."""
     return RuleError(
         404,
         "instance_not_found",
@@ -1438,7 +1428,8 @@ def _wallet_not_found(wallet_id: str) -> RuleError:
     )
 
 
-def _webhook_not_found(webhook_id: str) -> RuleError:
+def webhook_not_found(webhook_id: str) -> RuleError:
+    """404 for a webhook that is not there in the environment."""
     return RuleError(
         404,
         "webhook_not_found",

@@ -10,7 +10,7 @@ engine, the renderers and drift call a kind only through this interface.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,6 +169,43 @@ class ResourceKind:
         if change.action is Action.DELETE:
             return [self.operation(change, plan, "delete", change.id)]
         return []
+
+
+def planned_id(
+    ctx: DiffContext, want: Any, generation: int, derive: Callable[[str, str, str, str, int], str]
+) -> str | None:
+    """The id `derive` (organization, environment, stack, key, generation -> id) gives
+    generation `generation` of `want`; None when the backend picks ids or `want` has no
+    environment id."""
+    if not ctx.live.client_chosen_ids or want.environment_id is None:
+        return None
+    return derive(
+        ctx.desired.organization_id, want.environment_id, ctx.desired.stack, want.key, generation
+    )
+
+
+def environment_change(ctx: DiffContext, want: Any, current: Any) -> list[FieldChange]:
+    """The change of environment (fixed at creation, so it forces a replacement) when
+    `current` is in another environment than `want` names; none when `want` has no
+    environment id."""
+    if want.environment_id is None or want.environment_id == current.environment_id:
+        return []
+    before = ctx.env_names.get(current.environment_id or "", current.environment_id)
+    return [FieldChange("environment", before, want.environment, True)]
+
+
+def record_of(want: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A `record` of `want`: its name and environment, the kind's own `fields`, then
+    protect, pinned id and ignore patterns (the order plan files have always had)."""
+    return {
+        "name": want.name,
+        "environment": want.environment,
+        "environment_id": want.environment_id,
+        **fields,
+        "protect": want.protect,
+        "pinned_id": want.pinned_id,
+        "ignore": list(want.ignore),
+    }
 
 
 def portable_path(path: str) -> str:

@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voltage_iac import identity
-from voltage_iac.kinds.base import DiffContext, Operation, ResourceKind
+from voltage_iac.kinds.base import (
+    DiffContext,
+    Operation,
+    ResourceKind,
+    environment_change,
+    planned_id,
+    record_of,
+)
 from voltage_iac.model import (
     Guards,
     Ownership,
@@ -195,15 +202,7 @@ class WalletKind(ResourceKind):
     plural = "wallets"
 
     def new_id(self, ctx: DiffContext, want: Any, generation: int) -> str | None:
-        if not ctx.live.client_chosen_ids or want.environment_id is None:
-            return None
-        return identity.wallet_id(
-            ctx.desired.organization_id,
-            want.environment_id,
-            ctx.desired.stack,
-            want.key,
-            generation,
-        )
+        return planned_id(ctx, want, generation, identity.wallet_id)
 
     def create_fields(self, ctx: DiffContext, want: Any) -> list[FieldChange]:
         fields: list[FieldChange] = [FieldChange("name", None, want.name)]
@@ -224,10 +223,7 @@ class WalletKind(ResourceKind):
         return fields
 
     def compare(self, ctx: DiffContext, want: Any, current: Any) -> list[FieldChange]:
-        out: list[FieldChange] = []
-        if want.environment_id is not None and want.environment_id != current.environment_id:
-            before = ctx.env_names.get(current.environment_id or "", current.environment_id)
-            out.append(FieldChange("environment", before, want.environment, True))
+        out = environment_change(ctx, want, current)
         if want.network is not None and not same_network(want.network, current.network):
             out.append(
                 FieldChange("network", current.network, network_response_name(want.network), True)
@@ -269,9 +265,7 @@ class WalletKind(ResourceKind):
 
     def snapshot(self, current: Any) -> dict[str, Any]:
         return {
-            "id": current.id,
-            "name": current.name,
-            "active": current.active,
+            **super().snapshot(current),
             "environment_id": current.environment_id,
             "network": current.network,
             "line_of_credit_id": current.line_of_credit_id,
@@ -317,20 +311,17 @@ class WalletKind(ResourceKind):
         return _capacity_problems(ctx, changes)
 
     def record(self, want: Any) -> dict[str, Any]:
-        return {
-            "name": want.name,
-            "environment": want.environment,
-            "environment_id": want.environment_id,
-            "network": want.network,
-            "line_of_credit": want.line_of_credit,
-            "line_of_credit_id": want.line_of_credit_id,
-            "limit": want.limit,
-            "metadata": dict(want.metadata),
-            "policies": want.policies.to_dict() if want.policies is not None else None,
-            "protect": want.protect,
-            "pinned_id": want.pinned_id,
-            "ignore": list(want.ignore),
-        }
+        return record_of(
+            want,
+            {
+                "network": want.network,
+                "line_of_credit": want.line_of_credit,
+                "line_of_credit_id": want.line_of_credit_id,
+                "limit": want.limit,
+                "metadata": dict(want.metadata),
+                "policies": want.policies.to_dict() if want.policies is not None else None,
+            },
+        )
 
     def from_record(self, key: str, data: Any) -> DesiredWallet:
         policies = data["policies"]

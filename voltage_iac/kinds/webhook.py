@@ -33,7 +33,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voltage_iac.identity import resource_id
-from voltage_iac.kinds.base import DiffContext, Operation, ResourceKind, portable_path
+from voltage_iac.kinds.base import (
+    DiffContext,
+    Operation,
+    ResourceKind,
+    environment_change,
+    planned_id,
+    portable_path,
+    record_of,
+)
 from voltage_iac.kinds.naming import import_key, normal_name
 from voltage_iac.model import DesiredState, LiveState, Ownership, SourceRef
 from voltage_iac.plan import Action, Change, FieldChange, Plan
@@ -155,15 +163,7 @@ class WebhookKind(ResourceKind):
     rotates_secrets = True
 
     def new_id(self, ctx: DiffContext, want: Any, generation: int) -> str | None:
-        if not ctx.live.client_chosen_ids:
-            return None
-        return webhook_id(
-            ctx.desired.organization_id,
-            want.environment_id,
-            ctx.desired.stack,
-            want.key,
-            generation,
-        )
+        return planned_id(ctx, want, generation, webhook_id)
 
     def create_fields(self, ctx: DiffContext, want: Any) -> list[FieldChange]:
         return [
@@ -176,10 +176,7 @@ class WebhookKind(ResourceKind):
         ]
 
     def compare(self, ctx: DiffContext, want: Any, current: Any) -> list[FieldChange]:
-        out: list[FieldChange] = []
-        if want.environment_id != current.environment_id:
-            before = ctx.env_names.get(current.environment_id, current.environment_id)
-            out.append(FieldChange("environment", before, want.environment, True))
+        out = environment_change(ctx, want, current)
         if want.name != current.name:
             out.append(FieldChange("name", current.name, want.name))
         if want.url != current.url:
@@ -198,9 +195,7 @@ class WebhookKind(ResourceKind):
 
     def snapshot(self, current: Any) -> dict[str, Any]:
         return {
-            "id": current.id,
-            "name": current.name,
-            "active": current.active,
+            **super().snapshot(current),
             "environment_id": current.environment_id,
             "url": current.url,
             "events": list(current.events),
@@ -271,18 +266,15 @@ class WebhookKind(ResourceKind):
         else:
             secret["command"] = list(sink.command)
             secret["timeout_seconds"] = sink.timeout
-        return {
-            "name": want.name,
-            "environment": want.environment,
-            "environment_id": want.environment_id,
-            "url": want.url,
-            "events": list(want.events),
-            "status": want.status,
-            "secret": secret,
-            "protect": want.protect,
-            "pinned_id": want.pinned_id,
-            "ignore": list(want.ignore),
-        }
+        return record_of(
+            want,
+            {
+                "url": want.url,
+                "events": list(want.events),
+                "status": want.status,
+                "secret": secret,
+            },
+        )
 
     def from_record(self, key: str, data: Any) -> DesiredWebhook:
         secret = data["secret"]

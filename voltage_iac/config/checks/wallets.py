@@ -16,14 +16,14 @@ import difflib
 import unicodedata
 from typing import Any
 
+from voltage_iac.config.checks import entries
 from voltage_iac.config.checks.registry import Context, Section, plain_name, register
-from voltage_iac.config.document import Path_, canonical_uuid, did_you_mean, is_integer
-from voltage_iac.config.merge import Entry, where
+from voltage_iac.config.document import Path_, canonical_uuid, is_integer
+from voltage_iac.config.merge import Entry
 from voltage_iac.config.schema import entry_fields
 from voltage_iac.identity import LABEL_PREFIX, is_reserved_label
-from voltage_iac.kinds.naming import normal_name as _normal_name
 from voltage_iac.kinds.wallet import DesiredWallet, Policies, ProcessingFee
-from voltage_iac.model import U64_MAX, SourceRef, frozen_map
+from voltage_iac.model import U64_MAX, frozen_map
 from voltage_iac.units import AmountError, parse_limit
 
 KIND = "wallet"
@@ -37,6 +37,7 @@ REQUIRED_WHERE_SUPPORTED = {
 #: fields that name an entry of a reference section
 REFERENCES = {"environment": "environments", "line_of_credit": "lines_of_credit"}
 LNBITS_MARKER_PREFIX = "[iac:"  # starts the ownership marker in a wallet name
+_MARKED = "LNbits wallet names"  # the names that marker goes into
 
 
 def _wallet_fields() -> frozenset[str]:
@@ -71,13 +72,10 @@ def check(ctx: Context) -> dict[str, DesiredWallet]:
     # voltage-iac writes into the wallet's name; a name must not contain one already.
     marker_in_names = not backend.client_chosen_ids
     result: dict[str, DesiredWallet] = {}
-    names_seen: dict[tuple[str, str], tuple[str, Entry]] = {}
+    names_seen: entries.NamesSeen = {}
     pinned: dict[str, str] = {}
-    for key, entry in ctx.merged.entries("wallets").items():
+    for key, entry in entries.mappings(ctx, "wallets"):
         wallet = entry.value
-        if not isinstance(wallet, dict):
-            ctx.dropped = True
-            continue
         doc, path = entry.doc, entry.path
         ok = unsupported.isdisjoint(wallet)  # the others are refused by build.py
         name = _wallet_name(ctx, entry, wallet)
@@ -85,42 +83,19 @@ def check(ctx: Context) -> dict[str, DesiredWallet]:
             if field_name not in wallet and not _misspelt(field_name, wallet):
                 ctx.issues.at(doc, path, f"wallet `{key}` has no `{field_name}`", hint, key=True)
                 ok = False
-        if marker_in_names and name is not None and LNBITS_MARKER_PREFIX in name:
-            ctx.issues.at(
-                doc,
-                (*path, "name"),
-                f"the display name `{name}` contains `{LNBITS_MARKER_PREFIX}`, which "
-                "starts the ownership marker voltage-iac adds to LNbits wallet names",
-                "write the display name only (e.g. `Tips`, not `Tips [iac:stack:key]`); "
-                "voltage-iac adds the marker itself",
-            )
-            ok = False
+        if marker_in_names and name is not None:
+            ok = entries.marker_free(ctx, entry, name, LNBITS_MARKER_PREFIX, _MARKED, "Tips") and ok
+        group: str | None = None
         if by_environment:
             env_name = wallet.get("environment")
             group = env_name if isinstance(env_name, str) else ""
-        else:
-            group = "default"
         if name is not None:
-            normal = _normal_name(name)
-            other = names_seen.get((group, normal))
-            if other is not None:
-                within = f" in environment `{group}`" if by_environment else ""
-                ctx.issues.at(
-                    doc,
-                    (*path, "name"),
-                    f"display name `{name}` is already used by wallet `{other[0]}`{within} "
-                    f"({where(other[1], ('name',))})",
-                    "display names must be unique within an environment, ignoring case, "
-                    "spacing and Unicode form: rename one of them",
-                )
-                ok = False
-            else:
-                names_seen[(group, normal)] = (key, entry)
+            ok = entries.unique_name(ctx, entry, key, "wallet", name, group, names_seen) and ok
         else:
             ok = False
         values: dict[str, Any] = {}
         for field_name, section in references:
-            values[field_name] = found = _reference(ctx, entry, field_name, section)
+            values[field_name] = found = entries.reference(ctx, entry, field_name, section)
             ok = ok and found is not None
         if parse_limits:
             values["limit"] = _limit(ctx, entry)
@@ -128,31 +103,18 @@ def check(ctx: Context) -> dict[str, DesiredWallet]:
         policies = _policies(entry) if read_policies else None
         pinned_id: str | None = None
         if pin_ids and "id" in wallet:
-            pinned_id = canonical_uuid(wallet["id"])
-            if pinned_id is not None and pinned_id in pinned:
-                ctx.issues.at(
-                    doc,
-                    (*path, "id"),
-                    f"wallet id {pinned_id} is already pinned by wallet `{pinned[pinned_id]}`",
-                    "a live wallet can belong to one entry only: remove one of the ids",
-                )
-            elif pinned_id is not None:
-                pinned[pinned_id] = key
-            ok = ok and pinned_id is not None
+            pinned_id, pinnable = entries.pin(ctx, entry, key, "wallet", pinned)
+            ok = ok and pinnable
         for field_name, _ in required:
             ok = ok and values.get(field_name) is not None
         ok = ok and ("policies" not in wallet or not read_policies or policies is not None)
-        protect = wallet.get("protect", False)
-        ignore = wallet.get("ignore", [])
-        if not ok or name is None or not isinstance(protect, bool):
+        generic = entries.protect_and_ignore(entry)
+        if not ok or name is None or generic is None:
             ctx.dropped = True
             continue
-        if not isinstance(ignore, list) or not all(isinstance(i, str) for i in ignore):
-            ctx.dropped = True
-            continue
+        protect, ignore = generic
         env = values.get("environment")
         line = values.get("line_of_credit")
-        line_no, column = doc.where(path, key=True)
         result[key] = DesiredWallet(
             key=key,
             name=name,
@@ -166,8 +128,8 @@ def check(ctx: Context) -> dict[str, DesiredWallet]:
             policies=policies,
             protect=protect,
             pinned_id=pinned_id,
-            ignore=tuple(ignore),
-            source=SourceRef(doc.file, line_no, column),
+            ignore=ignore,
+            source=entries.source(entry),
         )
     return dict(sorted(result.items()))
 
@@ -187,27 +149,6 @@ def _wallet_name(ctx: Context, entry: Entry, wallet: dict[str, Any]) -> str | No
         )
         return None
     return name
-
-
-def _reference(ctx: Context, entry: Entry, field_name: str, section_name: str) -> Any:
-    from voltage_iac.config.checks.registry import section
-
-    value = entry.value.get(field_name)
-    if not isinstance(value, str):
-        return None
-    resolved = ctx.resolved.get(section_name, {})
-    if value in resolved:
-        return resolved[value]
-    names = list(ctx.merged.entries(section_name))
-    if value not in names:
-        target = section(section_name)
-        label = target.label if target else section_name
-        plural = target.plural if target else section_name
-        hint = did_you_mean(value, names, plural)
-        if not names:
-            hint = f"no {plural} are defined: add one under `{section_name}:`"
-        ctx.issues.at(entry.doc, (*entry.path, field_name), f"unknown {label} `{value}`", hint)
-    return None
 
 
 def _limit(ctx: Context, entry: Entry) -> int | None:

@@ -20,13 +20,12 @@ import difflib
 import os
 from typing import Any
 
+from voltage_iac.config.checks import entries
 from voltage_iac.config.checks.provider import is_http_url
 from voltage_iac.config.checks.registry import Context, Section, plain_name, register
-from voltage_iac.config.document import Path_, canonical_uuid
-from voltage_iac.config.merge import Entry, where
-from voltage_iac.kinds.naming import normal_name as _normal_name
+from voltage_iac.config.document import Path_
+from voltage_iac.config.merge import Entry
 from voltage_iac.kinds.webhook import EVENT_TYPES, MARKER_PREFIX, DesiredWebhook
-from voltage_iac.model import SourceRef
 from voltage_iac.secret_sink import DEFAULT_COMMAND_TIMEOUT, SecretSink
 
 KIND = "webhook"
@@ -34,59 +33,25 @@ KIND = "webhook"
 
 def check(ctx: Context) -> dict[str, DesiredWebhook]:
     result: dict[str, DesiredWebhook] = {}
-    names_seen: dict[tuple[str, str], tuple[str, Entry]] = {}
+    names_seen: entries.NamesSeen = {}
     pinned: dict[str, str] = {}
-    environments = ctx.resolved.get("environments", {})
-    for key, entry in ctx.merged.entries("webhooks").items():
+    for key, entry in entries.mappings(ctx, "webhooks"):
         hook = entry.value
-        if not isinstance(hook, dict):
-            ctx.dropped = True
-            continue
-        doc, path = entry.doc, entry.path
         ok = True
         name = _name(ctx, entry)
         env_name = hook.get("environment")
-        env = None
-        if isinstance(env_name, str):
-            env = environments.get(env_name)
-            if env is None:
-                _unknown_environment(ctx, entry, env_name)
+        env = entries.reference(ctx, entry, "environment", "environments")
         if name is not None and isinstance(env_name, str):
-            normal = _normal_name(name)
-            other = names_seen.get((env_name, normal))
-            if other is not None:
-                ctx.issues.at(
-                    doc,
-                    (*path, "name"),
-                    f"display name `{name}` is already used by webhook `{other[0]}` in "
-                    f"environment `{env_name}` ({where(other[1], ('name',))})",
-                    "display names must be unique within an environment, ignoring case, "
-                    "spacing and Unicode form: rename one of them",
-                )
-                ok = False
-            else:
-                names_seen[(env_name, normal)] = (key, entry)
+            ok = entries.unique_name(ctx, entry, key, "webhook", name, env_name, names_seen) and ok
         pinned_id: str | None = None
         if "id" in hook:
-            pinned_id = canonical_uuid(hook["id"])
-            if pinned_id is None:
-                ok = False  # not a UUID: reported by the schema
-            elif pinned_id in pinned:
-                ctx.issues.at(
-                    doc,
-                    (*path, "id"),
-                    f"webhook id {pinned_id} is already pinned by webhook `{pinned[pinned_id]}`",
-                    "a live webhook can belong to one entry only: remove one of the ids",
-                )
-                ok = False
-            else:
-                pinned[pinned_id] = key
+            pinned_id, pinnable = entries.pin(ctx, entry, key, "webhook", pinned)
+            ok = ok and pinnable
         url = _url(ctx, entry)
         events = _events(ctx, entry)
         sink = _sink(ctx, entry)
         status = hook.get("status", "active")
-        protect = hook.get("protect", False)
-        ignore = hook.get("ignore", [])
+        generic = entries.protect_and_ignore(entry)
         if (
             not ok
             or name is None
@@ -95,13 +60,11 @@ def check(ctx: Context) -> dict[str, DesiredWebhook]:
             or events is None
             or sink is None
             or status not in ("active", "stopped")
-            or not isinstance(protect, bool)
-            or not isinstance(ignore, list)
-            or not all(isinstance(i, str) for i in ignore)
+            or generic is None
         ):
             ctx.dropped = True
             continue
-        line_no, column = doc.where(path, key=True)
+        protect, ignore = generic
         result[key] = DesiredWebhook(
             key=key,
             name=name,
@@ -113,8 +76,8 @@ def check(ctx: Context) -> dict[str, DesiredWebhook]:
             secret=sink,
             protect=protect,
             pinned_id=pinned_id,
-            ignore=tuple(ignore),
-            source=SourceRef(doc.file, line_no, column),
+            ignore=ignore,
+            source=entries.source(entry),
         )
     return dict(sorted(result.items()))
 
@@ -127,29 +90,9 @@ def _name(ctx: Context, entry: Entry) -> str | None:
     if not name:
         ctx.issues.at(entry.doc, path, "the display name is empty", "give the webhook a name")
         return None
-    if MARKER_PREFIX in name:
-        ctx.issues.at(
-            entry.doc,
-            path,
-            f"the display name `{name}` contains `{MARKER_PREFIX}`, which starts the "
-            "ownership marker voltage-iac adds to webhook names",
-            "write the display name only (e.g. `Payment events`, not `Payment events "
-            "[iac:stack:key]`); voltage-iac adds the marker itself",
-        )
+    if not entries.marker_free(ctx, entry, name, MARKER_PREFIX, "webhook names", "Payment events"):
         return None
     return name
-
-
-def _unknown_environment(ctx: Context, entry: Entry, value: str) -> None:
-    from voltage_iac.config.document import did_you_mean
-
-    names = list(ctx.merged.entries("environments"))
-    if value in names:
-        return  # defined but invalid: reported by its own check
-    hint = did_you_mean(value, names, "environments")
-    if not names:
-        hint = "no environments are defined: add one under `environments:`"
-    ctx.issues.at(entry.doc, (*entry.path, "environment"), f"unknown environment `{value}`", hint)
 
 
 def _url(ctx: Context, entry: Entry) -> str | None:
