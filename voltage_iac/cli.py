@@ -62,6 +62,8 @@ from voltage_iac.render.drift import (
 from voltage_iac.render.jsonfmt import dump, render_json
 from voltage_iac.render.markdown import render_markdown
 from voltage_iac.render.stacks import (
+    APPLY_FORMAT_VERSION,
+    STACKS_FORMAT_VERSION,
     apply_result_dict,
     render_apply_json,
     render_drifts_junit,
@@ -1315,6 +1317,8 @@ def _schema_files() -> dict[str, str]:
         "plan": f"plan.v{PLAN_FORMAT_VERSION}.json",
         "plan-file": f"plan-file.v{PLAN_FORMAT_VERSION}.json",
         "drift": f"drift.v{DRIFT_FORMAT_VERSION}.json",
+        "apply": f"apply.v{APPLY_FORMAT_VERSION}.json",
+        "stacks": f"stacks.v{STACKS_FORMAT_VERSION}.json",
     }
 
 
@@ -1323,13 +1327,15 @@ def _schema_files() -> dict[str, str]:
     "document",
     required=False,
     default="config",
-    type=click.Choice(["config", "plan", "plan-file", "drift"]),
+    type=click.Choice(["config", "plan", "plan-file", "drift", "apply", "stacks"]),
 )
 @click.option("--path", "show_path", is_flag=True, help="Print the schema file's path instead.")
 def schema(document: str, show_path: bool) -> int:
     """Print a JSON Schema (draft 2020-12): of the configuration (the default, for
     editors and YAML language servers), the JSON plan (plan --format json), the plan
-    file (plan --out) or the drift report (drift --format json).
+    file (plan --out), the drift report (drift --format json), the apply result (apply
+    --format json) or the results of several stacks (plan, drift or apply PATH PATH...
+    --format json).
 
     \b
     Example:
