@@ -38,6 +38,8 @@ from voltage_iac.stale import read_plan_document
 REPO = Path(__file__).resolve().parents[1]
 ORG = DEMO_ORGANIZATION_ID
 
+served = pytest.mark.parametrize("backend", ["served"], indirect=True)
+
 
 def hook(**fields: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {
@@ -367,15 +369,121 @@ def test_a_moved_checkout_hands_secrets_to_the_sink_where_the_checkout_is_now(
 
     made = run(first, "plan", "infra/wallets.yaml", "--out", "plan.json")
     assert made.returncode == EXIT_OK, made.stderr
-    second = tmp_path / "merge-checkout"
-    second.mkdir()
-    shutil.copy(first / "plan.json", second / "plan.json")
+    second = tmp_path / "merge-checkout"  # the same repository, checked out elsewhere
+    shutil.copytree(first, second)
     shutil.rmtree(first)
     applied = run(second, "apply", "plan.json", "--auto-approve")
     assert applied.returncode == EXIT_OK, applied.stderr
     sink = second / "infra" / "secrets" / "payment-events.env"
     assert "VOLTAGE_WEBHOOK_SECRET_PE=whsec_" in sink.read_text(encoding="utf-8")
     assert "whsec_" not in applied.stdout + applied.stderr
+
+
+# -- applied from another directory -----------------------------------------------------
+
+
+WARN_POLICY = """package main
+
+import rego.v1
+
+warn contains msg if {
+	some change in input.changes
+	msg := sprintf("%s %s is planned", [change.kind, change.key])
+}
+"""
+
+
+def _checkout(root: Path, **extra: Any) -> Path:
+    """A checkout at `root`: infra/wallets.yaml (with `extra` sections) and policies/."""
+    (root / "infra").mkdir(parents=True)
+    (root / "policies").mkdir()
+    (root / "policies" / "warn.rego").write_text(WARN_POLICY, encoding="utf-8")
+    doc = config_doc({"a": wallet("Alpha")}, **extra)
+    (root / "infra" / "wallets.yaml").write_text(json.dumps(doc), encoding="utf-8")
+    return root
+
+
+def _planned_in(backend: Backend, root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(root)
+    made = backend.run("plan", "infra/wallets.yaml", "--out", "plan.json")
+    assert made.exit_code == EXIT_OK, made.output
+    return root / "plan.json"
+
+
+@served
+@pytest.mark.parametrize("section", ["webhooks", "policies"])
+def test_a_plan_file_applied_from_another_directory_is_refused_before_any_write(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, section: str
+) -> None:
+    """Its webhook sinks' folders and policy files are recorded relative to the directory
+    `plan` ran in: from elsewhere, apply refuses up front (exit 3), naming what is
+    missing, writing nothing to the API and no secret anywhere; from there, it applies."""
+    extra: dict[str, Any] = (
+        {"webhooks": {"pe": hook()}}
+        if section == "webhooks"
+        else {"policies": ["../policies"]}  # relative to the configuration file
+    )
+    where = _checkout(backend.tmp / "x", **extra)
+    plan_file = _planned_in(backend, where, monkeypatch)
+    elsewhere = backend.tmp / "y"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    hooks, wallets = len(_webhooks(backend)), len(backend.wallets())
+
+    for given in ([str(plan_file)], ["--plan", str(plan_file)]):
+        refused = backend.run("apply", *given, "--auto-approve")
+        assert refused.exit_code == EXIT_INVALID, refused.output
+        message = " ".join(refused.stderr.split())
+        assert "relative to the directory `plan` ran in" in message
+        missing = {
+            "webhooks": "infra (secret sink folder of webhook pe)",
+            "policies": "policies (policies)",
+        }[section]
+        assert missing in message
+        assert "run apply from the directory `plan --out` ran in" in message
+        assert "Traceback" not in refused.output and "whsec_" not in refused.output
+    # The rule is the plan file reader's, for every caller, not the command line's only.
+    reviewed = read_plan_document(json.loads(plan_file.read_text()), str(plan_file))
+    with pytest.raises(UsageError, match="relative to the directory `plan` ran in"):
+        state_from_plan(reviewed)
+    assert (len(_webhooks(backend)), len(backend.wallets())) == (hooks, wallets)
+    assert list(backend.tmp.rglob("payment-events.env")) == []
+    assert list(elsewhere.iterdir()) == []  # no folder made for a sink here
+
+    monkeypatch.chdir(where)
+    applied = backend.run("apply", "plan.json", "--auto-approve")
+    assert applied.exit_code == EXIT_OK, applied.output
+    assert len(backend.wallets()) == wallets + 1
+    if section == "webhooks":
+        assert len(_webhooks(backend)) == hooks + 1
+        sink = where / "infra" / "secrets" / "payment-events.env"
+        assert "=whsec_" in sink.read_text(encoding="utf-8")
+        assert [p.parent for p in backend.tmp.rglob("payment-events.env")] == [sink.parent]
+    else:
+        assert "wallet a is planned" in applied.output
+
+
+@served
+def test_only_the_folders_the_plan_uses_are_checked(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update of a webhook hands it no secret: its sink's folder is not needed, so
+    the plan applies from another directory too."""
+    where = _checkout(backend.tmp / "x", webhooks={"pe": hook()})
+    monkeypatch.chdir(where)
+    assert backend.run("apply", "infra/wallets.yaml", "--auto-approve").exit_code == EXIT_OK
+    moved = hook(url="https://hooks.example.com/moved")
+    doc = config_doc({"a": wallet("Alpha")}, webhooks={"pe": moved})
+    (where / "infra" / "wallets.yaml").write_text(json.dumps(doc), encoding="utf-8")
+    plan_file = _planned_in(backend, where, monkeypatch)
+    elsewhere = backend.tmp / "y"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    applied = backend.run("apply", str(plan_file), "--auto-approve")
+    assert applied.exit_code == EXIT_OK, applied.output
+    [live] = _webhooks(backend)
+    assert live["url"] == "https://hooks.example.com/moved"
+    assert list(elsewhere.iterdir()) == []
 
 
 # -- show ------------------------------------------------------------------------------------

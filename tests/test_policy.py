@@ -331,6 +331,73 @@ def test_deny_verdicts_on_the_drift_report_exit_2(backend: Backend) -> None:
     assert root.get("failures") == "1"
 
 
+DRIFT_WARN = """package main
+
+import rego.v1
+
+warn contains msg if {
+	input.in_sync
+	msg := "in sync, as it should be"
+}
+"""
+
+
+def _policy_cases(suite: ET.Element, stack: str) -> list[tuple[str | None, list[Any]]]:
+    """A JUnit suite's policy verdict cases: name, and each child's tag, message, text."""
+    return [
+        (case.get("name"), [(e.tag, e.get("message"), e.text) for e in case])
+        for case in suite.iter("testcase")
+        if case.get("classname") == f"voltage-iac.{stack}.policy"
+    ]
+
+
+@served
+def test_several_stacks_drift_junit_fails_only_the_denied_stacks_suite(backend: Backend) -> None:
+    """Each stack's own `policies:` judge its report; the JUnit report shows each stack's
+    verdicts in its own suite as one stack's report does: a deny fails B's suite only."""
+    (backend.tmp / "drift.rego").write_text(DRIFT_POLICY)
+    (backend.tmp / "warn.rego").write_text(DRIFT_WARN)
+    folders = {}
+    for stack, name, policy in (("alpha", "Alpha", "warn.rego"), ("bravo", "Bravo", "drift.rego")):
+        folder = backend.tmp / stack
+        folder.mkdir()
+        policies = {"paths": [str(backend.tmp / policy)]}
+        doc = config_doc({stack[0]: good(name)}, stack=stack, policies=policies)
+        (folder / "wallets.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+        folders[stack] = str(folder)
+    applied = backend.run("apply", *folders.values(), "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+
+    junit = backend.run("drift", *folders.values(), "--format", "junit")
+    # Both reports are in sync; bravo's deny makes it, and so the command, exit 2.
+    assert junit.exit_code == 2, junit.output
+    assert "Stack bravo:" in junit.stderr and "DENY unmanaged wallet Legacy" in junit.stderr
+    root = ET.fromstring(junit.stdout)
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    alpha = suites["voltage-iac drift (alpha)"]
+    bravo = suites["voltage-iac drift (bravo)"]
+    # alpha's warn is a passing case with its message; alpha's suite does not fail
+    assert alpha.get("failures") == "0" and list(alpha.iter("failure")) == []
+    [(name, children)] = _policy_cases(alpha, "alpha")
+    assert (name or "").startswith("warn ")
+    assert children == [("system-out", None, "in sync, as it should be")]
+    [failure] = bravo.iter("failure")
+    assert failure.get("type") == "policy"
+    assert "unmanaged wallet Legacy treasury" in (failure.get("message") or "")
+    assert bravo.get("failures") == "1"
+    assert bravo.get("tests") == str(len(list(bravo.iter("testcase"))))
+    assert root.get("failures") == "1"
+    assert root.get("tests") == str(sum(int(s.get("tests", "")) for s in suites.values()))
+
+    # Each stack judged alone gives the same verdict cases as its suite here.
+    for stack, folder in folders.items():
+        alone = backend.run("drift", folder, "--format", "junit")
+        [suite] = ET.fromstring(alone.stdout).findall("testsuite")
+        assert _policy_cases(suite, stack) == _policy_cases(
+            suites[f"voltage-iac drift ({stack})"], stack
+        )
+
+
 # -- broken policies -------------------------------------------------------------------------
 
 
@@ -522,6 +589,8 @@ def test_a_plan_file_applied_from_another_directory_says_where_its_policies_are(
     with counted_writes() as writes:
         result = backend.run("apply", str(plan_file), "--auto-approve")
     assert result.exit_code == 3, result.output
-    assert "no such policy file" in result.stderr
-    assert "a plan file's are relative to the directory `plan` ran in" in result.stderr
+    said = " ".join(result.stderr.split())
+    assert "do not exist: policies (policies)" in said
+    assert "names paths relative to the directory `plan` ran in" in said
+    assert "run apply from the directory `plan --out` ran in" in said
     assert writes == []

@@ -1,16 +1,20 @@
 """The published JSON Schemas (schemas/, and the same files inside the package) describe
-what voltage-iac really writes: the JSON plan, the plan file and the drift report.
+what voltage-iac really writes: the JSON plan, the plan file, the drift report, the apply
+result and the results of several stacks.
 
 Real output is made by the CLI against the emulator served over HTTP on 127.0.0.1, in
 states that exercise every action, both kinds, blocked and guarded changes, unmanaged
-and foreign objects, and every drift finding; each document must validate, and a
-mutated one must not.
+and foreign objects, every drift finding, failed, refused and interrupted applies, and
+stacks that fail; each document must validate, and a mutated one must not.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +26,7 @@ from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
 from tests.conftest import TEST_KEY, Backend, config_doc, wallet
+from tests.served import served_emulator as slow_emulator
 from voltage_iac import kinds
 from voltage_iac.cli import cli
 from voltage_iac.drift import DRIFT_FORMAT_VERSION, FINDINGS, UNMANAGED_POLICIES
@@ -33,6 +38,8 @@ from voltage_iac.emulator.seed import (
 from voltage_iac.identity import wallet_id
 from voltage_iac.kinds.webhook import EVENT_TYPES
 from voltage_iac.plan import PLAN_FORMAT_VERSION, SUMMARY_ACTIONS
+from voltage_iac.render.stacks import APPLY_FORMAT_VERSION, STACKS_FORMAT_VERSION
+from voltage_iac.stacks import SEVERITY
 
 REPO = Path(__file__).resolve().parents[1]
 ORG = DEMO_ORGANIZATION_ID
@@ -43,6 +50,8 @@ NAMES = {
     "plan": f"plan.v{PLAN_FORMAT_VERSION}.json",
     "plan-file": f"plan-file.v{PLAN_FORMAT_VERSION}.json",
     "drift": f"drift.v{DRIFT_FORMAT_VERSION}.json",
+    "apply": f"apply.v{APPLY_FORMAT_VERSION}.json",
+    "stacks": f"stacks.v{STACKS_FORMAT_VERSION}.json",
 }
 
 
@@ -96,6 +105,26 @@ def test_the_schemas_follow_the_code_s_versions_and_vocabularies() -> None:
     assert set(plan_file["required"]) == {*plan["required"], "desired", "backend", "file_checksum"}
 
 
+def test_the_apply_and_stacks_schemas_follow_the_code_and_the_documents_they_hold() -> None:
+    plan, drift, apply, stacks = (_schema(n) for n in ("plan", "drift", "apply", "stacks"))
+    assert apply["properties"]["format_version"]["const"] == APPLY_FORMAT_VERSION
+    assert stacks["properties"]["format_version"]["const"] == STACKS_FORMAT_VERSION
+    assert apply["$defs"]["kind"]["enum"] == [k.name for k in kinds.registered()]
+    assert apply["$defs"]["summary"] == plan["$defs"]["summary"]  # plan_summary: the plan's
+    result = apply["$defs"]["change_result"]["properties"]
+    assert result["action"]["enum"] == [a.value for a in SUMMARY_ACTIONS]
+    assert stacks["properties"]["exit_code"]["enum"] == sorted(SEVERITY)
+    assert stacks["$defs"]["stack"]["properties"]["exit_code"]["enum"] == sorted(SEVERITY)
+    # Each stack's document is exactly the one-stack document's schema (kept in step:
+    # the wrapper holds a copy of each, with their definitions under the same names).
+    meta = ("$schema", "$id", "title", "$defs")
+    for name, single in (("plan", plan), ("drift", drift), ("apply", apply)):
+        held = {k: v for k, v in single.items() if k not in meta}
+        assert stacks["$defs"][f"{name}_document"] == held, name
+        for definition, value in single["$defs"].items():
+            assert stacks["$defs"][definition] == value, (name, definition)
+
+
 @pytest.mark.parametrize("name", sorted(NAMES))
 def test_the_schema_command_prints_each_packaged_schema(name: str) -> None:
     runner = CliRunner()
@@ -131,6 +160,15 @@ def hook(name: str, **fields: Any) -> dict[str, Any]:
     }
     entry.update(fields)
     return entry
+
+
+def _hooks_of_every_action() -> dict[str, Any]:
+    """Webhooks that, after One, Two and Three, update, replace, create and delete one."""
+    return {
+        "h1": hook("One", url="https://hooks.example.com/one-v2"),  # update
+        "h3": hook("Three", environment="production"),  # replace
+        "h4": hook("Four"),  # create
+    }  # h2: delete
 
 
 def _apply(backend: Backend, path: Path, *flags: str) -> None:
@@ -228,11 +266,7 @@ def test_plans_with_every_action_and_both_kinds_match_the_published_schemas(
         "d": wallet("Delta", limit="2000 sat"),  # replace, blocked: it holds funds
         "e": wallet("Echo"),  # create
     }  # c: delete
-    hooks = {
-        "h1": hook("One", url="https://hooks.example.com/one-v2"),  # update
-        "h3": hook("Three", environment="production"),  # replace
-        "h4": hook("Four"),  # create
-    }  # h2: delete
+    hooks = _hooks_of_every_action()
     path = backend.write_config(config_doc(second, webhooks=hooks))
     plan_file = backend.tmp / "plan.json"
     made = backend.run("plan", str(path), "--format", "json", "--out", str(plan_file))
@@ -413,3 +447,181 @@ _DRIFT_MUTATIONS: dict[str, Any] = {
     "negative count": lambda d: d.update(checked=-1),
     "unknown policy": lambda d: d.update(unmanaged_policy="ignore"),
 }
+
+
+# -- the apply result and several stacks ---------------------------------------------------
+
+
+def _json_of(backend: Backend, code: int, *argv: str) -> dict[str, Any]:
+    result = backend.run(*argv, "--format", "json")
+    assert result.exit_code == code, result.output
+    return dict(json.loads(result.stdout))
+
+
+def test_apply_results_of_every_action_and_a_failure_match_the_published_schema(
+    served: Backend,
+) -> None:
+    backend = served
+    first = {k: wallet(f"Wallet {k}") for k in ("a", "b", "c")}
+    hooks = {"h1": hook("One"), "h2": hook("Two"), "h3": hook("Three")}
+    path = backend.write_config(config_doc(first, webhooks=hooks))
+    created = _json_of(backend, 0, "apply", str(path), "--auto-approve")
+    assert {(c["kind"], c["action"]) for c in created["changes"]} == {
+        ("wallet", "create"),
+        ("webhook", "create"),
+    }
+    assert _errors("apply", created) == []
+
+    second = {
+        "a": wallet("Alpha"),  # update
+        "b": wallet("Wallet b", environment="production", line_of_credit="prod"),  # replace
+        "e": wallet("Echo"),  # create
+    }  # c: delete
+    hooks = _hooks_of_every_action()
+    path = backend.write_config(config_doc(second, webhooks=hooks))
+    flags = ("--auto-approve", "--allow-delete", "--allow-replace")
+    every = _json_of(backend, 0, "apply", str(path), *flags)
+    assert {(c["kind"], c["action"], c["status"]) for c in every["changes"]} == {
+        (kind, action.value, "done") for kind in ("wallet", "webhook") for action in SUMMARY_ACTIONS
+    }
+    assert _errors("apply", every) == []
+    nothing = _json_of(backend, 0, "apply", str(path), "--auto-approve")
+    assert nothing["changes"] == [] and _errors("apply", nothing) == []
+
+    # A change that fails: the emulator fails every deletion.
+    httpx.patch(f"{backend.admin_url}/faults", json={"deletion_fails": 1.0}).raise_for_status()
+    try:
+        fewer = backend.write_config(config_doc({"a": wallet("Alpha"), "e": wallet("Echo")}))
+        failed = _json_of(
+            backend, 1, "apply", str(fewer), "--auto-approve", "--allow-delete", "--timeout", "5"
+        )
+    finally:
+        httpx.patch(f"{backend.admin_url}/faults", json={"deletion_fails": 0.0}).raise_for_status()
+    assert "failed" in {c["status"] for c in failed["changes"]} and failed["exit_code"] == 1
+    assert _errors("apply", failed) == []
+
+    for label, mutate in _APPLY_MUTATIONS.items():
+        broken = copy.deepcopy(failed)
+        mutate(broken)
+        assert _errors("apply", broken) != [], label
+
+
+def _failed_change(doc: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in doc["changes"] if c["status"] == "failed")
+
+
+_APPLY_MUTATIONS: dict[str, Any] = {
+    "format version 2": lambda d: d.update(format_version=2),
+    "unknown status": lambda d: d["changes"][0].update(status="not started"),
+    "a failure without its message": lambda d: _failed_change(d).update(message=""),
+    "a done change with a message": lambda d: d["changes"].append(
+        {**_failed_change(d), "status": "done"}
+    ),
+    "unknown kind": lambda d: d["changes"][0].update(kind="invoice"),
+    "extra field on a change": lambda d: d["changes"][0].update(note="x"),
+    "totals without skipped": lambda d: d["totals"].pop("skipped"),
+    "an exit code apply never gives": lambda d: d.update(exit_code=2),
+    "checksum not sha256": lambda d: d.update(plan_checksum="md5:abc"),
+    "summary in the old words": lambda d: d["plan_summary"].update(add=1),
+    "negative seconds": lambda d: d["changes"][0].update(seconds=-1),
+}
+
+
+def _stack_dir(backend: Backend, name: str, wallets: dict[str, Any]) -> str:
+    folder = backend.tmp / "stacks" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "wallets.yaml").write_text(json.dumps(config_doc(wallets, stack=name)))
+    return str(folder)
+
+
+def test_several_stacks_documents_match_the_published_schema(served: Backend) -> None:
+    """plan, apply and drift of several stacks, with a stack whose configuration does
+    not load and a stack whose apply is refused: every document validates."""
+    backend = served
+    payments = _stack_dir(backend, "payments", {"pay-eu": wallet("Pay EU")})
+    treasury = _stack_dir(backend, "treasury", {"reserve": wallet("Reserve")})
+    broken = backend.tmp / "stacks" / "broken"
+    broken.mkdir()
+    (broken / "wallets.yaml").write_text("version: 1\nstack: broken\nwallets: [\n")
+
+    planned = _json_of(backend, 3, "plan", payments, treasury, str(broken))
+    assert [sorted(set(s) - {"path", "stack", "exit_code"}) for s in planned["stacks"]] == [
+        ["plan"],
+        ["plan"],
+        ["error"],
+    ]
+    assert _errors("stacks", planned) == []
+
+    applied = _json_of(backend, 0, "apply", payments, treasury, "--auto-approve")
+    assert [s["apply"]["totals"]["done"] for s in applied["stacks"]] == [1, 1]
+    assert _errors("stacks", applied) == []
+
+    # payments drops its wallet (a delete, refused without --allow-delete); treasury adds one
+    _stack_dir(backend, "payments", {})
+    _stack_dir(backend, "treasury", {"reserve": wallet("Reserve"), "float": wallet("Float")})
+    blocked = _json_of(backend, 5, "apply", payments, treasury, "--auto-approve")
+    refused, done = blocked["stacks"]
+    assert refused["exit_code"] == 5 and "apply" not in refused and refused["error"]
+    assert done["apply"]["changes"][0]["status"] == "done"
+    assert _errors("stacks", blocked) == []
+
+    drifted = _json_of(backend, 3, "drift", payments, treasury, str(broken))
+    assert [s["exit_code"] for s in drifted["stacks"]] == [2, 0, 3]
+    assert _errors("stacks", drifted) == []
+
+    mutations: dict[str, Any] = {
+        "format version 2": lambda d: d.update(format_version=2),
+        "an unknown exit code": lambda d: d.update(exit_code=6),
+        "no stacks": lambda d: d.update(stacks=[]),
+        "an entry without its path": lambda d: d["stacks"][0].pop("path"),
+        "an entry with neither document nor error": lambda d: d["stacks"][0].pop("drift"),
+        "an entry with two documents": lambda d: d["stacks"][0].update(
+            plan=planned["stacks"][0]["plan"]
+        ),
+        "a plan among drift reports": lambda d: d["stacks"].append(planned["stacks"][0]),
+        "a drift report of the wrong version": lambda d: d["stacks"][0]["drift"].update(
+            format_version=1
+        ),
+        "an extra field on an entry": lambda d: d["stacks"][0].update(note="x"),
+    }
+    for label, mutate in mutations.items():
+        broken_doc = copy.deepcopy(drifted)
+        mutate(broken_doc)
+        assert _errors("stacks", broken_doc) != [], label
+
+
+def test_interrupted_applies_with_skipped_changes_match_the_published_schemas(
+    tmp_path: Path,
+) -> None:
+    """Stopped by --deadline (in a child process: the deadline signals the main thread,
+    as Ctrl-C does): the changes not started are `skipped`, one stack or several."""
+    folders = []
+    for stack in ("payments", "treasury"):
+        folder = tmp_path / stack
+        folder.mkdir()
+        doc = config_doc(
+            {f"{stack[0]}{n:02d}": wallet(f"{stack} {n}") for n in range(30)}, stack=stack
+        )
+        (folder / "wallets.yaml").write_text(json.dumps(doc))
+        folders.append(str(folder))
+    env = {**os.environ, "NO_COLOR": "1", "VOLTAGE_API_URL": "", "VOLTAGE_API_KEY": TEST_KEY}
+    documents = {}
+    with slow_emulator(tmp_path, latency_ms=150) as emu:
+        for name, paths in (("apply", folders[:1]), ("stacks", folders)):
+            argv = [sys.executable, "-m", "voltage_iac", "apply", *paths, "--auto-approve"]
+            argv += ["--format", "json", "--api-url", emu.base_url, "--deadline", "2"]
+            done = subprocess.run(
+                [*argv, "--parallelism", "1"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=90,
+                check=False,
+            )
+            assert done.returncode == 1, done.stdout + done.stderr
+            documents[name] = json.loads(done.stdout)
+            assert _errors(name, documents[name]) == [], name
+    single = documents["apply"]
+    assert single["interrupted"] is True and single["totals"]["skipped"] > 0
+    several = [s["apply"] for s in documents["stacks"]["stacks"]]
+    assert all(a["interrupted"] and a["totals"]["skipped"] > 0 for a in several)

@@ -63,6 +63,8 @@ from voltage_iac.render.drift import (
 from voltage_iac.render.jsonfmt import dump, render_json
 from voltage_iac.render.markdown import render_markdown
 from voltage_iac.render.stacks import (
+    APPLY_FORMAT_VERSION,
+    STACKS_FORMAT_VERSION,
     apply_result_dict,
     render_apply_json,
     render_drifts_junit,
@@ -1144,8 +1146,6 @@ def _drift_stacks(
     connect = _connect_options(api_url, emulator_db, timeout)
     verbose = click.get_current_context().obj.get("verbose", 0)
 
-    denied: dict[str, str] = {}  # stack -> its policies' verdicts, when one denies
-
     def job(run: StackRun, _stop: threading.Event) -> int:
         assert run.desired is not None
         with open_backend(run.desired, connect) as backend:
@@ -1153,21 +1153,28 @@ def _drift_stacks(
             run.value = Engine(run.desired, backend, on_phase=printer).drift(unmanaged=unmanaged)
         policies = policy_run(run.desired)  # each stack's own `policies:`
         verdicts = judge_document(policies, run.value.to_dict()) if policies else None
+        run.extra["verdicts"] = verdicts  # the JUnit report shows them as one stack's does
         if verdicts is not None and verdicts.blocking():
-            denied[run.stack] = render_verdicts(verdicts)
             return EXIT_CHANGES
         return EXIT_OK if run.value.in_sync else EXIT_CHANGES
 
     _run_several(runs, job)
-    for stack, verdicts in sorted(denied.items()):
-        click.echo(f"Stack {stack}:\n{verdicts}", err=True, nl=False)
+    for run in sorted(runs, key=lambda r: r.stack):
+        judged = run.extra.get("verdicts")
+        if judged is not None and judged.blocking():
+            click.echo(f"Stack {run.stack}:\n{render_verdicts(judged)}", err=True, nl=False)
     code = most_severe(run.code for run in runs)
     if fmt == "json":
         text = render_stacks_json(runs, "drift", lambda r: r.value.to_dict(), code)
     elif fmt == "markdown":
         text = render_drifts_markdown(runs, lambda r: render_drift_markdown(r.value))
     elif fmt == "junit":
-        text = render_drifts_junit(runs, lambda r: render_drift_junit(r.value, seconds=r.seconds))
+        text = render_drifts_junit(
+            runs,
+            lambda r: render_drift_junit(
+                r.value, seconds=r.seconds, verdicts=r.extra.get("verdicts")
+            ),
+        )
     else:
         found = lambda r: "in sync" if r.value.in_sync else f"{len(r.value.items)} finding(s)"  # noqa: E731
         text = render_stacks_text(runs, lambda r: render_drift_text(r.value) + "\n", found)
@@ -1311,6 +1318,8 @@ def _schema_files() -> dict[str, str]:
         "plan": f"plan.v{PLAN_FORMAT_VERSION}.json",
         "plan-file": f"plan-file.v{PLAN_FORMAT_VERSION}.json",
         "drift": f"drift.v{DRIFT_FORMAT_VERSION}.json",
+        "apply": f"apply.v{APPLY_FORMAT_VERSION}.json",
+        "stacks": f"stacks.v{STACKS_FORMAT_VERSION}.json",
     }
 
 
@@ -1319,13 +1328,15 @@ def _schema_files() -> dict[str, str]:
     "document",
     required=False,
     default="config",
-    type=click.Choice(["config", "plan", "plan-file", "drift"]),
+    type=click.Choice(["config", "plan", "plan-file", "drift", "apply", "stacks"]),
 )
 @click.option("--path", "show_path", is_flag=True, help="Print the schema file's path instead.")
 def schema(document: str, show_path: bool) -> int:
     """Print a JSON Schema (draft 2020-12): of the configuration (the default, for
     editors and YAML language servers), the JSON plan (plan --format json), the plan
-    file (plan --out) or the drift report (drift --format json).
+    file (plan --out), the drift report (drift --format json), the apply result (apply
+    --format json) or the results of several stacks (plan, drift or apply PATH PATH...
+    --format json).
 
     \b
     Example:

@@ -15,7 +15,9 @@ the plan document (`Plan.to_dict()`, its `checksum` unchanged) with three more f
 
 `stale.read_plan_document` checks both checksums before anything here runs; the config
 loader (`config.state_from_plan`) recomputes the rebuilt state's digest and refuses a
-record that does not hash to the plan's `config_digest`.
+record that does not hash to the plan's `config_digest`, then `check_recorded_paths`
+refuses a file applied from another directory than the one `plan` ran in (its paths are
+recorded relative to it).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 from voltage_iac import kinds
 from voltage_iac.errors import UsageError
-from voltage_iac.kinds.base import portable_path
+from voltage_iac.kinds.base import ResourceKind, portable_path
 from voltage_iac.model import (
     DesiredState,
     Environment,
@@ -126,6 +128,39 @@ def desired_from_plan(reviewed: ReviewedPlan) -> DesiredState:
             f"{reviewed.source}: its recorded desired state is malformed ({what})",
             hint="make the plan file again (plan PATH --out FILE)",
         ) from None
+
+
+def check_recorded_paths(reviewed: ReviewedPlan, desired: DesiredState) -> None:
+    """Refuse, before anything is read or written, a plan file applied from another
+    directory than the one `plan` ran in: its policy and data files, and the folders the
+    planned changes use (a webhook's secret sink), are recorded relative to that
+    directory, and must exist relative to this one. Raises UsageError naming what is
+    missing (paths only: a sink's folder, never a secret)."""
+    missing: list[str] = []
+    policies = desired.policies
+    for what, paths in (("policies", policies.paths), ("policy data", policies.data)):
+        missing += [f"{portable_path(p)} ({what})" for p in paths if not os.path.exists(p)]
+    for change in reviewed.document.get("changes") or []:
+        kind = _kind(change.get("kind"))
+        want = desired.of(kind.name).get(change.get("key")) if kind is not None else None
+        if kind is None or want is None:
+            continue  # a delete: nothing of this machine is used
+        action = Action(change["action"])  # the checksum covers it: a plan's own action
+        for what, folder in kind.local_folders(want, action):
+            if not os.path.isdir(folder):
+                missing.append(f"{portable_path(folder)} ({what})")
+    missing = list(dict.fromkeys(missing))
+    if missing:
+        raise UsageError(
+            f"{reviewed.source} names paths relative to the directory `plan` ran in, and "
+            f"from here ({os.getcwd()}) {len(missing)} of them do not exist: "
+            f"{'; '.join(missing)}. Nothing was read or changed.",
+            hint="run apply from the directory `plan --out` ran in (in CI: the repository's root)",
+        )
+
+
+def _kind(name: Any) -> ResourceKind | None:
+    return next((k for k in kinds.registered() if k.name == name), None)
 
 
 def _rebuild(record: Mapping[str, Any]) -> DesiredState:

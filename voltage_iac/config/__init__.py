@@ -247,9 +247,11 @@ def validate_document(
 def state_from_plan(reviewed: ReviewedPlan) -> DesiredState:
     """The desired state a checked, self-contained plan file records, with its digest
     computed afresh: a record that does not hash to the plan's `config_digest` (an
-    edit, or a file made by another version) is refused, exit 5."""
+    edit, or a file made by another version) is refused, exit 5; so is, exit 3, a file
+    whose recorded paths (policies, webhook secret sinks of planned creates) do not exist
+    relative to the current directory (`planfile.check_recorded_paths`)."""
     from voltage_iac.errors import StalePlanError
-    from voltage_iac.planfile import desired_from_plan
+    from voltage_iac.planfile import check_recorded_paths, desired_from_plan
 
     state = desired_from_plan(reviewed)
     digest = state_digest(state)
@@ -263,4 +265,5 @@ def state_from_plan(reviewed: ReviewedPlan) -> DesiredState:
                 "make a new plan (plan --out FILE) and have it reviewed again",
             ],
         )
+    check_recorded_paths(reviewed, state)
     return dataclasses.replace(state, digest=digest)

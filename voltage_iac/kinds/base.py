@@ -131,6 +131,13 @@ class ResourceKind:
         when `data` is not such a record)."""
         raise NotImplementedError(f"the {self.name} kind cannot be read from a plan file")
 
+    def local_folders(self, want: Any, action: Action) -> list[tuple[str, str]]:
+        """The folders on this machine that carrying out `action` on `want` uses, as
+        (what, path) (e.g. where a webhook's signing secret goes). A plan file records
+        them relative to the directory `plan` ran in; an apply from the file checks they
+        exist before any write."""
+        return []
+
     # -- apply -------------------------------------------------------------------------
     def result_detail(self, want: Any | None, verb: str) -> str:
         """A short, secret-free note shown with a done result of `verb` on `want` (e.g.

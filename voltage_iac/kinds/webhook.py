@@ -301,6 +301,13 @@ class WebhookKind(ResourceKind):
             ignore=tuple(data["ignore"]),
         )
 
+    def local_folders(self, want: Any, action: Action) -> list[tuple[str, str]]:
+        """A create (or the create of a replacement) hands the new signing secret to the
+        sink, whose file and command are relative to `base_dir`."""
+        if action not in (Action.CREATE, Action.REPLACE):
+            return []
+        return [(f"secret sink folder of webhook {want.key}", want.secret.base_dir)]
+
     def result_detail(self, want: Any | None, verb: str) -> str:
         if want is None or verb not in ("create", "replace", "rotate_secret"):
             return ""
