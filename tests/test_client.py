@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,6 +19,7 @@ import httpx
 import pytest
 import respx
 
+from voltage_iac import http as http_module
 from voltage_iac.client import VoltageClient
 from voltage_iac.errors import (
     EXIT_AUTH,
@@ -866,11 +868,26 @@ def test_a_pause_longer_than_the_deadline_fails_fast_as_rate_limited(
 
 
 def test_the_rate_cap_asks_for_evenly_spaced_slots(
-    api: respx.MockRouter, make_client: Callable[..., VoltageClient], clock: Clock
+    api: respx.MockRouter,
+    make_client: Callable[..., VoltageClient],
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    class StoppedTime:
+        """The time module with its monotonic clock stopped: however slowly the machine
+        runs the requests, the slots are counted from one instant."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        @staticmethod
+        def monotonic() -> float:
+            return 1_000.0
+
+    monkeypatch.setattr(http_module, "time", StoppedTime())
     api.get(WALLET_PATH).respond(200, json={})
     client = make_client(max_requests_per_second=10.0)
     for _ in range(4):
         client.get_wallet(ORG, WALLET)
-    # The recording clock does not move time, so each request waits one more slot.
-    assert clock.sleeps == pytest.approx([0.1, 0.2, 0.3], abs=0.05)
+    # Neither clock moves, so each request waits one more slot.
+    assert clock.sleeps == pytest.approx([0.1, 0.2, 0.3], abs=1e-9)
