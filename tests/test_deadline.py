@@ -64,16 +64,18 @@ def test_a_command_ends_by_its_deadline_even_when_each_request_may_take_longer(
 def test_an_apply_stopped_by_its_deadline_finishes_what_it_started_and_a_rerun_completes(
     tmp_path: Path,
 ) -> None:
-    wallets = {f"w{i:02d}": wallet(f"Wallet {i}") for i in range(12)}
+    # One at a time, 30 creates cannot take less than 30 x 200 ms = 6 s, twice the deadline,
+    # however fast the machine (each waits out the emulator's latency).
+    wallets = {f"w{i:02d}": wallet(f"Wallet {i}") for i in range(30)}
     config = _config(tmp_path, wallets)
     env = {"VOLTAGE_API_KEY": TEST_KEY}
-    with served_emulator(tmp_path, latency_ms=150) as emu:
+    with served_emulator(tmp_path, latency_ms=200) as emu:
         argv = ["apply", str(config), "--auto-approve", "--api-url", emu.base_url]
         code, output, _elapsed = _run(*argv, "--parallelism", "1", "--deadline", "3", env=env)
         assert code == 1, output
         assert "--deadline of 3s passed" in output
         assert "Apply interrupted:" in output and "not started" in output
-        again, output, _elapsed = _run(*argv, "--parallelism", "4", env=env)
+        again, output, _elapsed = _run(*argv, "--parallelism", "8", env=env)
         assert again == 0, output
         live = [
             w
