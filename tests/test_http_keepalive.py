@@ -17,10 +17,14 @@ from voltage_iac.http import HttpCore
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the API and the emulator do
     ports: ClassVar[set[int]] = set()
+    senders: ClassVar[dict[str, set[int]]] = {}
     body = b'{"accepted": true}'
 
     def _answer(self, status: int) -> None:
         type(self).ports.add(self.client_address[1])
+        sender = self.headers.get("x-sender")
+        if sender is not None:
+            type(self).senders.setdefault(sender, set()).add(self.client_address[1])
         length = int(self.headers.get("content-length") or 0)
         if length:
             self.rfile.read(length)
@@ -43,6 +47,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     _Handler.ports = set()
+    _Handler.senders = {}
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
@@ -71,8 +76,10 @@ def test_writes_and_reads_share_one_connection(server: str, body: bytes) -> None
 
 
 def test_each_thread_keeps_its_own_connection(server: str) -> None:
-    """Threads of one run (an apply's workers) each reuse one connection, however many
-    requests they send."""
+    """Threads of one run (an apply's workers) each send every request on a connection of
+    their own: never one per request, and never one another thread used (a shared pool
+    hands whichever connection is idle to whichever thread asks, and schedules every
+    request over all of them)."""
     _Handler.body = b""
     core = HttpCore(server, timeout=5.0, deadline=10.0)
     threads, rounds = 4, 6
@@ -84,7 +91,12 @@ def test_each_thread_keeps_its_own_connection(server: str) -> None:
             start.wait(timeout=5)
             for r in range(rounds):
                 answer = core.request(
-                    "POST", "/things", f"create {n}/{r}", write=True, content=b"{}"
+                    "POST",
+                    "/things",
+                    f"create {n}/{r}",
+                    write=True,
+                    content=b"{}",
+                    headers={"x-sender": str(n)},
                 )
                 assert answer.status == 202
         except BaseException as exc:  # reported below, in the test's thread
@@ -97,5 +109,7 @@ def test_each_thread_keeps_its_own_connection(server: str) -> None:
         t.join(timeout=20)
     assert not failures and not any(t.is_alive() for t in workers)
     assert core.request_count == threads * rounds
-    assert len(_Handler.ports) <= threads, _Handler.ports  # not one per request
     core.close()
+    assert sorted(_Handler.senders) == [str(n) for n in range(threads)]
+    assert all(len(ports) == 1 for ports in _Handler.senders.values()), _Handler.senders
+    assert len(_Handler.ports) == threads, _Handler.ports  # one each, none shared
