@@ -17,13 +17,13 @@ failure or interruption finishes the job without duplicates.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from voltage_iac import kinds
 from voltage_iac.diff import diff
@@ -45,6 +45,8 @@ from voltage_iac.policy import PolicyRun, judge, policy_run
 from voltage_iac.providers.base import Backend, Deferring
 from voltage_iac.stale import ReviewedPlan, stale_differences
 from voltage_iac.threads import start_and_wait, wait_through_interrupts
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -479,21 +481,12 @@ class Engine:
         for number, operation in enumerate(operations, 1):
             if operation.id is None and operation.verb != "create":
                 operation = dataclasses.replace(operation, id=created)
-            try:
-                if defer and number == len(operations) and isinstance(backend, Deferring):
-                    wait = backend.begin(operation)
-                    return functools.partial(
-                        self._finish_change, change, operation, wait, created, last
-                    )
-                result = backend.execute(operation)
-            except VoltageIacError as exc:
-                if change.action is Action.REPLACE and created is not None:
-                    raise self._half_replaced(change, created, operation, exc) from exc
-                raise
-            if operation.verb == "create":
-                created = result
-            last = result if result is not None else last
-        ends_on = created if change.action in (Action.CREATE, Action.REPLACE) else last
+            if defer and number == len(operations) and isinstance(backend, Deferring):
+                wait = self._outcome(change, operation, created, partial(backend.begin, operation))
+                return partial(self._finish_change, change, operation, wait, created, last)
+            result = self._outcome(change, operation, created, partial(backend.execute, operation))
+            created, last = _advance(operation, result, created, last)
+        ends_on = _ends_on(change, created, last)
         return lambda: ends_on
 
     def _finish_change(
@@ -505,16 +498,20 @@ class Engine:
         last: str | None,
     ) -> str | None:
         """The wait of a change's last operation, then the id the change ends on."""
+        result = self._outcome(change, operation, created, wait)
+        return _ends_on(change, *_advance(operation, result, created, last))
+
+    def _outcome(
+        self, change: Change, operation: Operation, created: str | None, call: Callable[[], _T]
+    ) -> _T:
+        """`call()` for one operation of `change`; a failure after a replacement made its
+        new object is reported as a half-done replacement (see `_half_replaced`)."""
         try:
-            result = wait()
+            return call()
         except VoltageIacError as exc:
             if change.action is Action.REPLACE and created is not None:
                 raise self._half_replaced(change, created, operation, exc) from exc
             raise
-        if operation.verb == "create":
-            created = result
-        last = result if result is not None else last
-        return created if change.action in (Action.CREATE, Action.REPLACE) else last
 
     def _half_replaced(
         self, change: Change, created: str, operation: Operation, exc: VoltageIacError
@@ -550,6 +547,20 @@ class Engine:
             hint=f"the next plan lists the old {change.kind} for deletion; re-run apply with "
             "--allow-replace once the cause is fixed",
         )
+
+
+def _advance(
+    operation: Operation, result: str | None, created: str | None, last: str | None
+) -> tuple[str | None, str | None]:
+    """(created, last) after an operation that returned `result`."""
+    if operation.verb == "create":
+        created = result
+    return created, result if result is not None else last
+
+
+def _ends_on(change: Change, created: str | None, last: str | None) -> str | None:
+    """The id a change ends on: the object it made, else the last one it touched."""
+    return created if change.action in (Action.CREATE, Action.REPLACE) else last
 
 
 def _check_reviewed_force(reviewed: ReviewedPlan, fresh: Plan) -> None:
