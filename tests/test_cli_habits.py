@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from tests.conftest import Backend, config_doc, wallet
+from tests.served import TEST_KEY, served_emulator
 from voltage_iac.cli import _hoist_global_flags, cli
 from voltage_iac.errors import EXIT_INVALID, EXIT_OK
 
@@ -97,3 +101,34 @@ def test_each_command_help_shows_an_example_its_environment_and_exit_codes() -> 
             assert f'"{name}"' in source, name
     assert "2 changes present" in runner.invoke(cli, ["plan", "--help"]).output
     assert "5 blocked" in runner.invoke(cli, ["apply", "--help"]).output
+
+
+def _imported_by(argv: list[str], cwd: Path) -> set[str]:
+    """The modules a `voltage-iac` run imports (from `python -X importtime`)."""
+    env = {**os.environ, "VOLTAGE_API_KEY": TEST_KEY, "VOLTAGE_API_URL": "", "NO_COLOR": "1"}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "voltage_iac", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+    return {line.rsplit("|", 1)[-1].strip() for line in lines}
+
+
+def test_a_run_against_an_api_never_loads_the_emulator_or_its_server(tmp_path: Path) -> None:
+    """Against an API URL the command imports neither the emulator nor its web server
+    (their start-up cost is the emulator's alone); against the embedded emulator it does."""
+    path = tmp_path / "wallets.yaml"
+    path.write_text(json.dumps(config_doc({"pay": wallet("Payouts")})), encoding="utf-8")
+    server = ("voltage_iac.emulator", "starlette", "uvicorn")
+    with served_emulator(tmp_path) as emu:
+        remote = _imported_by(["plan", str(path), "--api-url", emu.base_url], tmp_path)
+    assert "voltage_iac.engine" in remote
+    assert not {m for m in remote if m.startswith(server)}
+    embedded = _imported_by(["plan", str(path), "--api-url", "emulator"], tmp_path)
+    assert {"voltage_iac.emulator", "starlette", "uvicorn"} <= embedded
